@@ -1,0 +1,94 @@
+"""fluidcloud_async: the async-first Python SDK for the FluidCloud Partner API.
+
+>>> async with AsyncFluidCloud() as fc:          # key from $FLUIDCLOUD_API_KEY
+...     space = await fc.spaces.create("demo")
+...     file = await fc.files.upload("report.pdf", space.id, wait_until_clean=True)
+"""
+
+from ._client import AsyncFluidCloud, FluidCloud
+from ._exceptions import (
+    ApiConnectionError,
+    ApiError,
+    ApiResponseError,
+    ApiTimeoutError,
+    AuthError,
+    BadRequestError,
+    ChecksumMismatchError,
+    ConfigurationError,
+    ConflictError,
+    DownloadError,
+    FluidCloudError,
+    InfectedFileError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PermissionError,
+    QuotaExceededError,
+    RateLimitError,
+    ScanTimeoutError,
+    ServerError,
+    UnprocessableEntityError,
+    UnsupportedMediaTypeError,
+    UploadError,
+    UploadExpiredError,
+)
+from ._models import (
+    File,
+    Folder,
+    Link,
+    PartUrl,
+    Preview,
+    Quota,
+    ScanStatus,
+    Share,
+    Space,
+    UploadTicket,
+)
+from ._pagination import AsyncPaginator
+from ._retry import MAX_RETRY_AFTER, RetryEvent
+from ._types import NOT_GIVEN
+from ._version import __version__
+
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "NOT_GIVEN",
+    "ApiConnectionError",
+    "ApiError",
+    "ApiResponseError",
+    "ApiTimeoutError",
+    "AsyncFluidCloud",
+    "AsyncPaginator",
+    "AuthError",
+    "BadRequestError",
+    "ChecksumMismatchError",
+    "ConfigurationError",
+    "ConflictError",
+    "DownloadError",
+    "File",
+    "FluidCloud",
+    "FluidCloudError",
+    "Folder",
+    "InfectedFileError",
+    "Link",
+    "NotFoundError",
+    "PartUrl",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PermissionError",
+    "Preview",
+    "Quota",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RetryEvent",
+    "ScanStatus",
+    "ScanTimeoutError",
+    "ServerError",
+    "Share",
+    "Space",
+    "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
+    "UploadError",
+    "UploadExpiredError",
+    "UploadTicket",
+    "__version__",
+]

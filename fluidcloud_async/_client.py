@@ -1,0 +1,204 @@
+"""``AsyncFluidCloud``: configuration, lifecycle, and the resource namespaces."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from ._exceptions import ConfigurationError
+from ._redact import mask_key
+from ._retry import OnRetry, Sleep
+from ._transport import API_PREFIX, SessionHolder, Transport, TransportOptions, default_sleep
+from .resources import Files, Folders, QuotaResource, Shares, Spaces, Uploads
+
+DEFAULT_BASE_URL = "https://api-cloud.fluidvip.com"
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_CONNECTION_LIMIT = 100
+
+
+class AsyncFluidCloud:
+    """Async client of the FluidCloud Partner API.
+
+    Args:
+        api_key: the partner key; defaults to ``$FLUIDCLOUD_API_KEY``.
+        base_url: the API origin; defaults to ``$FLUIDCLOUD_BASE_URL``, then production.
+            ``/api/v1`` is appended for you.
+        timeout: per-request timeout for API calls, in seconds.
+        max_retries: retries after the first attempt (see the README's retry table).
+        session: an ``aiohttp.ClientSession`` to use; you keep ownership and close it.
+            By default the client creates one lazily and closes it in :meth:`close`.
+        connection_limit: size of the connection pool the client creates.
+        on_retry: called (sync or async) with a :class:`RetryEvent` before each retry sleep.
+        allow_insecure_http: permit a live key over plain ``http://`` to a non-loopback host.
+
+    Use ``async with AsyncFluidCloud() as fc:`` or call ``await fc.close()``.
+    """
+
+    spaces: Spaces
+    folders: Folders
+    files: Files
+    shares: Shares
+    quota: QuotaResource
+    uploads: Uploads
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        session: aiohttp.ClientSession | None = None,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        on_retry: OnRetry | None = None,
+        allow_insecure_http: bool = False,
+        _sleep: Sleep = default_sleep,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("FLUIDCLOUD_API_KEY")
+        if not key:
+            raise ConfigurationError(
+                "no API key: pass api_key=... or set FLUIDCLOUD_API_KEY "
+                "(create one in the dashboard under Settings → Developer → API keys)"
+            )
+        if not isinstance(key, str) or any(c.isspace() for c in key) or not key.isprintable():
+            raise ConfigurationError("the API key contains whitespace or control characters")
+        origin = _origin(base_url or os.environ.get("FLUIDCLOUD_BASE_URL") or DEFAULT_BASE_URL)
+        if key.startswith("fck_live_") and not allow_insecure_http and _is_insecure(origin):
+            raise ConfigurationError(
+                f"refusing to send a live API key over plain http to {origin}; "
+                "use https or pass allow_insecure_http=True"
+            )
+        _check_positive("timeout", timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        options = TransportOptions(
+            api_key=key,
+            origin=origin,
+            timeout=float(timeout),
+            max_retries=max_retries,
+            on_retry=on_retry,
+            sleep=_sleep,
+        )
+        self._owner = True
+        self._init(Transport(options, SessionHolder(session, connection_limit=connection_limit)))
+
+    def _init(self, transport: Transport) -> None:
+        self._transport = transport
+        self.spaces = Spaces(self)
+        self.folders = Folders(self)
+        self.files = Files(self)
+        self.shares = Shares(self)
+        self.quota = QuotaResource(self)
+        self.uploads = Uploads(self)
+
+    @property
+    def base_url(self) -> str:
+        """The API origin (without ``/api/v1``)."""
+        return self._transport.options.origin
+
+    @property
+    def api_root(self) -> str:
+        """The effective endpoint base, ``<origin>/api/v1``."""
+        return self._transport.options.origin + API_PREFIX
+
+    @property
+    def timeout(self) -> float:
+        """The per-request timeout of API calls, in seconds."""
+        return self._transport.options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a retryable failure is retried."""
+        return self._transport.options.max_retries
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session (created on first use); it carries no credentials."""
+        return self._transport.session
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> AsyncFluidCloud:
+        """A copy with some options changed that shares this client's session.
+
+        Closing the copy does nothing; close the original when done.
+        """
+        changes: dict[str, Any] = {}
+        if timeout is not None:
+            _check_positive("timeout", timeout)
+            changes["timeout"] = float(timeout)
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or max_retries < 0:
+                raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
+            changes["max_retries"] = max_retries
+        if on_retry is not None:
+            changes["on_retry"] = on_retry
+        clone = object.__new__(AsyncFluidCloud)
+        clone._owner = False
+        clone._init(self._transport.with_options(**changes))
+        return clone
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owner:
+            await self._transport.sessions.close()
+
+    async def __aenter__(self) -> AsyncFluidCloud:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncFluidCloud(base_url={self.base_url!r}, "
+            f"api_key={mask_key(self._transport.options.api_key)!r})"
+        )
+
+
+FluidCloud = AsyncFluidCloud
+
+
+def _origin(base_url: str) -> str:
+    url = URL(base_url.strip().rstrip("/"))
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"base_url must be an http(s) origin, got {base_url!r}")
+    if url.user or url.password or url.query_string or url.fragment:
+        raise ConfigurationError("base_url must not carry credentials, a query or a fragment")
+    path = url.path.rstrip("/")
+    if path.endswith(API_PREFIX):
+        path = path[: -len(API_PREFIX)]
+    return str(url.with_path(path or "/")).rstrip("/")
+
+
+def _is_insecure(origin: str) -> bool:
+    url = URL(origin)
+    if url.scheme == "https":
+        return False
+    host = url.host or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")

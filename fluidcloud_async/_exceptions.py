@@ -1,0 +1,213 @@
+"""The exception hierarchy.
+
+Every error the SDK raises derives from :class:`FluidCloudError`. HTTP errors from the API
+are :class:`ApiError` subclasses keyed by status, exactly as the synchronous SDK promises;
+transport failures are :class:`ApiConnectionError`; upload and download failures carry the
+ids needed to reason about what was left behind.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import File
+
+__all__ = [
+    "ApiConnectionError",
+    "ApiError",
+    "ApiResponseError",
+    "ApiTimeoutError",
+    "AuthError",
+    "BadRequestError",
+    "ChecksumMismatchError",
+    "ConfigurationError",
+    "ConflictError",
+    "DownloadError",
+    "FluidCloudError",
+    "InfectedFileError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PermissionError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ScanTimeoutError",
+    "ServerError",
+    "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
+    "UploadError",
+    "UploadExpiredError",
+]
+
+
+class FluidCloudError(Exception):
+    """Base class of every exception raised by ``fluidcloud_async``."""
+
+
+class ConfigurationError(FluidCloudError, ValueError):
+    """The client was constructed with missing or unsafe settings (no API key, bad URL...)."""
+
+
+class ApiError(FluidCloudError):
+    """The API answered with an error status (or a body that breaks the documented contract).
+
+    Attributes:
+        status: the HTTP status code.
+        detail: the parsed ``detail`` of the JSON error body: a string, an object, or ``None``.
+        code: a machine-readable error code when the body gives one
+            (``insufficient_scope``, ``feature_not_in_plan``, ``quota_exceeded`` ...).
+        method: the request method.
+        url: the request URL (API URLs carry no secrets; storage URLs are redacted).
+        headers: the response headers.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        detail: Any = None,
+        code: str | None = None,
+        method: str = "",
+        url: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.method = method
+        self.url = url
+        self.headers: Mapping[str, str] = dict(headers or {})
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.url})" if self.method else ""
+        return f"{self.status}: {self.message}{where}"
+
+
+class BadRequestError(ApiError):
+    """400: the request was malformed or referenced something inconsistent."""
+
+
+class AuthError(ApiError):
+    """401: the API key is missing, malformed or revoked."""
+
+
+class QuotaExceededError(ApiError):
+    """402: the tenant's storage or share-link quota would be exceeded."""
+
+
+class PermissionError(ApiError, builtins.PermissionError):
+    """403: the key lacks a scope (``insufficient_scope``) or the plan lacks API access
+    (``feature_not_in_plan``). Also exported as :class:`PermissionDeniedError`."""
+
+
+PermissionDeniedError = PermissionError
+
+
+class NotFoundError(ApiError):
+    """404: the resource does not exist, or belongs to another tenant."""
+
+
+class ConflictError(ApiError):
+    """409: the file is not ready (not scanned clean yet, or infected)."""
+
+
+class PayloadTooLargeError(ApiError):
+    """413: the file is too large for the requested operation."""
+
+
+class UnsupportedMediaTypeError(ApiError):
+    """415: the file type has no preview."""
+
+
+class UnprocessableEntityError(ApiError):
+    """422: the request body failed validation."""
+
+
+class RateLimitError(ApiError):
+    """429: rate limited. ``retry_after`` is the server's wait in seconds, when it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+class ApiResponseError(ApiError):
+    """The server answered with a success status but a body the API does not document
+    (malformed JSON, missing fields, wrong types, an unexpected redirect)."""
+
+
+class ApiConnectionError(FluidCloudError):
+    """The request could not be completed: connection refused or dropped, TLS failure..."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class ApiTimeoutError(ApiConnectionError):
+    """The request timed out."""
+
+
+class UploadError(FluidCloudError):
+    """An upload failed after its ticket was issued; ``/complete`` was not called.
+
+    Attributes:
+        file_id: the reserved file id from ``/uploads/initiate`` (``None`` if not reached).
+        upload_id: the multipart upload id, if any.
+        failed_parts: part numbers that failed for good (empty for single PUTs).
+        cause: the underlying exception, also chained as ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file_id: str | None = None,
+        upload_id: str | None = None,
+        failed_parts: Sequence[int] = (),
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file_id = file_id
+        self.upload_id = upload_id
+        self.failed_parts: tuple[int, ...] = tuple(failed_parts)
+        self.cause = cause
+
+
+class UploadExpiredError(UploadError):
+    """A presigned upload URL expired. The API has no re-sign endpoint: start a new upload."""
+
+
+class ChecksumMismatchError(UploadError):
+    """The stored file's size or SHA-256 differs from the bytes that were sent or received."""
+
+
+class DownloadError(FluidCloudError):
+    """A download failed or its bytes did not match the file record."""
+
+
+class InfectedFileError(FluidCloudError):
+    """The virus scan marked the file ``infected``; it can never be shared or served."""
+
+    def __init__(self, message: str, *, file: File) -> None:
+        super().__init__(message)
+        self.file = file
+
+
+class ScanTimeoutError(FluidCloudError):
+    """Waiting for the scan verdict took longer than the caller allowed."""
+
+    def __init__(self, message: str, *, file: File) -> None:
+        super().__init__(message)
+        self.file = file

@@ -1,0 +1,357 @@
+"""The HTTP transport: one lazily created aiohttp session, API requests with retries.
+
+The API key is attached per request and only to requests for the API origin; the shared
+session itself carries no credentials, so storage PUTs and raw-link GETs made through it
+can never leak the key. Redirects are followed only within the API origin.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+import anyio
+from yarl import URL
+
+from ._exceptions import (
+    ApiConnectionError,
+    ApiError,
+    ApiResponseError,
+    ApiTimeoutError,
+    AuthError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    UnprocessableEntityError,
+    UnsupportedMediaTypeError,
+)
+from ._redact import redact_url
+from ._retry import ConnectFailed, OnRetry, Sleep, parse_retry_after, retrying
+from ._version import __version__
+
+logger = logging.getLogger("fluidcloud_async")
+
+API_PREFIX = "/api/v1"
+#: Largest API response body read into memory; anything bigger is a broken server.
+MAX_API_BODY = 16 * 1024 * 1024
+MAX_REDIRECTS = 5
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+USER_AGENT = (
+    f"fluidcloud-async/{__version__} python/{platform.python_version()} "
+    f"aiohttp/{aiohttp.__version__}"
+)
+
+_STATUS_ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    401: AuthError,
+    402: QuotaExceededError,
+    403: PermissionError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+class SessionHolder:
+    """Owns (or borrows) the one ``aiohttp.ClientSession`` a client and its copies share."""
+
+    def __init__(self, session: aiohttp.ClientSession | None, *, connection_limit: int) -> None:
+        self._session = session
+        self._owned = session is None
+        self._connection_limit = connection_limit
+
+    def get(self) -> aiohttp.ClientSession:
+        """The session, created on first use inside the running event loop."""
+        if self._session is None or (self._owned and self._session.closed):
+            connector = aiohttp.TCPConnector(
+                limit=self._connection_limit, limit_per_host=0, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=True,
+            )
+        return self._session
+
+    @property
+    def created(self) -> bool:
+        """Whether a session exists (a closed client never creates one by itself)."""
+        return self._session is not None and not self._session.closed
+
+    async def close(self) -> None:
+        """Close the session if this holder created it; a borrowed session is left open."""
+        if self._owned and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """Settings of one client view (``with_options`` copies change these)."""
+
+    api_key: str
+    origin: str
+    timeout: float
+    max_retries: int
+    on_retry: OnRetry | None
+    sleep: Sleep
+
+
+class Transport:
+    """Sends API requests: auth, retries, error mapping, logging."""
+
+    def __init__(self, options: TransportOptions, sessions: SessionHolder) -> None:
+        self.options = options
+        self.sessions = sessions
+        self._api_root = URL(options.origin + API_PREFIX)
+
+    def with_options(self, **changes: Any) -> Transport:
+        """A transport over the same session with some options replaced."""
+        return Transport(replace(self.options, **changes), self.sessions)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session (credential-free), for storage and raw-link traffic too."""
+        return self.sessions.get()
+
+    def url(self, path: str) -> URL:
+        """The absolute API URL of ``path`` (``/files/...``)."""
+        return self._api_root.with_path(self._api_root.path + path)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send one API call, retrying per the rule, and return the parsed JSON (or None)."""
+        url = self.url(path)
+        query = _clean_params(params)
+        if query:
+            url = url.with_query(query)
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        controller = retrying(
+            max_retries=self.options.max_retries,
+            idempotent=safe,
+            method=method,
+            url=str(url.with_query(None)),
+            sleep=self.options.sleep,
+            on_retry=self.options.on_retry,
+        )
+        attempt = 0
+
+        async def once() -> Any:
+            nonlocal attempt
+            attempt += 1
+            return await self._send(method, url, json, attempt)
+
+        return await controller(once)
+
+    async def _send(self, method: str, url: URL, json: Any, attempt: int) -> Any:
+        headers = {"X-API-Key": self.options.api_key, "Accept": "application/json"}
+        data: bytes | None = None
+        if json is not None:
+            data = jsonlib.dumps(json).encode()
+            headers["Content-Type"] = "application/json"
+        timeout = aiohttp.ClientTimeout(total=self.options.timeout)
+        started = time.perf_counter()
+        target = url
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                async with self.session.request(
+                    method,
+                    target,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    if resp.status in (301, 302, 303, 307, 308):
+                        target = self._redirect_target(method, target, resp)
+                        continue
+                    body = await _read_limited(resp, method, target)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    logger.debug(
+                        "%s %s -> %d in %.1fms (attempt %d)",
+                        method,
+                        target.path,
+                        resp.status,
+                        elapsed,
+                        attempt,
+                    )
+                    if resp.status >= 400:
+                        raise _error_from(resp.status, body, method, target, resp.headers)
+                    return _decode_success(resp.status, body, method, target, resp.headers)
+            raise ApiResponseError(
+                "too many redirects", status=310, method=method, url=str(url.with_query(None))
+            )
+        except TimeoutError as exc:
+            logger.debug("%s %s timed out (attempt %d)", method, url.path, attempt)
+            raise ApiTimeoutError(
+                f"request timed out after {self.options.timeout}s", method=method, url=str(url)
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(
+                f"cannot connect to {url.host}:{url.port}: {exc.os_error}",
+                method=method,
+                url=str(url),
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise ApiConnectionError(
+                f"connection failed: {type(exc).__name__}: {exc}", method=method, url=str(url)
+            ) from exc
+
+    def _redirect_target(self, method: str, current: URL, resp: aiohttp.ClientResponse) -> URL:
+        location = resp.headers.get("Location")
+        target = current.join(URL(location)) if location else None
+        if target is None or target.origin() != self._api_root.origin():
+            raise ApiResponseError(
+                f"the API redirected to another origin ({redact_url(target or '')}); "
+                "not followed so the API key stays with the API",
+                status=resp.status,
+                method=method,
+                url=str(current.with_query(None)),
+                headers=resp.headers,
+            )
+        return target
+
+
+def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    if not params:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        out[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, method: str, url: URL) -> bytes:
+    declared = resp.content_length
+    if declared is not None and declared > MAX_API_BODY:
+        raise ApiResponseError(
+            f"response body of {declared} bytes exceeds the {MAX_API_BODY}-byte limit",
+            status=resp.status,
+            method=method,
+            url=str(url),
+            headers=resp.headers,
+        )
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in resp.content.iter_chunked(65536):
+        total += len(chunk)
+        if total > MAX_API_BODY:
+            raise ApiResponseError(
+                f"response body exceeds the {MAX_API_BODY}-byte limit",
+                status=resp.status,
+                method=method,
+                url=str(url),
+                headers=resp.headers,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_success(
+    status: int, body: bytes, method: str, url: URL, headers: Mapping[str, str]
+) -> Any:
+    if status == 204 or not body.strip():
+        return None
+    try:
+        return jsonlib.loads(body)
+    except ValueError as exc:
+        raise ApiResponseError(
+            f"the API answered {status} with a body that is not JSON: {_snippet(body)!r}",
+            status=status,
+            method=method,
+            url=str(url),
+            headers=headers,
+        ) from exc
+
+
+def _snippet(body: bytes, limit: int = 200) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _error_from(
+    status: int, body: bytes, method: str, url: URL, headers: Mapping[str, str]
+) -> ApiError:
+    detail: Any = None
+    try:
+        parsed = jsonlib.loads(body) if body.strip() else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "detail" in parsed:
+        detail = parsed["detail"]
+    elif parsed is not None:
+        detail = parsed
+    elif body.strip():
+        detail = _snippet(body)
+    code = _error_code(detail)
+    message = _error_message(status, detail, code)
+    cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else ApiError)
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "method": method,
+        "url": str(url),
+        "headers": headers,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=parse_retry_after(headers), **kwargs)
+    return cls(message, **kwargs)
+
+
+def _error_code(detail: Any) -> str | None:
+    if isinstance(detail, dict):
+        for field in ("error", "code"):
+            value = detail.get(field)
+            if isinstance(value, str):
+                return value
+        return None
+    if isinstance(detail, str) and detail and " " not in detail and detail.isascii():
+        return detail
+    return None
+
+
+def _error_message(status: int, detail: Any, code: str | None) -> str:
+    if isinstance(detail, str) and detail:
+        return detail
+    if isinstance(detail, dict):
+        text = detail.get("message") or detail.get("msg")
+        return f"{code}: {text}" if code and text else str(code or text or detail)
+    if isinstance(detail, list) and detail:
+        return "; ".join(_validation_item(item) for item in detail[:5])
+    return f"HTTP {status}"
+
+
+def _validation_item(item: Any) -> str:
+    if isinstance(item, dict):
+        loc = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+        return f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item))
+    return str(item)
+
+
+async def default_sleep(seconds: float) -> None:
+    """The production sleep (tests inject a recorder instead)."""
+    await anyio.sleep(seconds)

@@ -1,0 +1,66 @@
+"""Client-side argument checks: bad input fails before any network call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PERMISSIONS = ("view", "download")
+
+
+def require_id(value: Any, name: str) -> str:
+    """An opaque id: a non-empty string without whitespace or slashes."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value or value != value.strip() or "/" in value or "?" in value or "#" in value:
+        raise ValueError(f"{name} is not a valid id: {value!r}")
+    return value
+
+
+def optional_id(value: Any, name: str) -> str | None:
+    """An optional opaque id."""
+    return None if value is None else require_id(value, name)
+
+
+def require_text(value: Any, name: str) -> str:
+    """A non-empty string (names, client keys)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def require_days(value: Any, name: str = "expires_in_days") -> int:
+    """A link lifetime in whole days, 1..365."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= 365:
+        raise ValueError(f"{name} must be between 1 and 365, got {value}")
+    return value
+
+
+def require_permission(value: Any) -> str:
+    """``view`` or ``download``."""
+    if value not in PERMISSIONS:
+        raise ValueError(f"permission must be 'view' or 'download', got {value!r}")
+    return str(value)
+
+
+def optional_positive_int(value: Any, name: str) -> int | None:
+    """``None`` or an int >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def require_size(value: Any, name: str = "size") -> int:
+    """A byte count >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value

@@ -1,0 +1,168 @@
+"""``fc.files``: file records, links, and (via the transfer engine) uploads and downloads."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+
+from .._exceptions import ApiResponseError, InfectedFileError, ScanTimeoutError
+from .._models import File, Link, Preview, ScanStatus
+from .._pagination import AsyncPaginator
+from .._types import NOT_GIVEN, NotGiven
+from .._validate_args import (
+    optional_id,
+    optional_positive_int,
+    require_days,
+    require_id,
+    require_permission,
+    require_text,
+)
+from .._validation import validate_response
+from ._base import Resource
+
+
+class Files(Resource):
+    """Files: upload, list, fetch, organize, soft-delete, mint links
+    (scopes ``files:read`` / ``files:write``; ``shares:write`` for links)."""
+
+    def list(
+        self,
+        space_id: str | None = None,
+        folder_id: str | None = None,
+        *,
+        trash: bool = False,
+        status: str | None = None,
+        app: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[File]:
+        """Files at a space root or in a folder, ordered by name; ``trash=True`` lists the
+        tenant-wide trash (``space_id`` then optional and ignored by the server)."""
+        if space_id is None and not trash:
+            raise ValueError("space_id is required unless trash=True")
+        params = {
+            "space_id": optional_id(space_id, "space_id"),
+            "folder_id": optional_id(folder_id, "folder_id"),
+            "trash": True if trash else None,
+            "status": None if status is None else require_text(status, "status"),
+            "app": None if app is None else require_text(app, "app"),
+            "limit": optional_positive_int(limit, "limit"),
+            "cursor": cursor,
+        }
+        return AsyncPaginator(self._fetch, params, File)
+
+    async def _fetch(self, params: Any) -> Any:
+        return await self._transport.request("GET", "/files", params=params)
+
+    async def get(self, file_id: str) -> File:
+        """One file's metadata; poll it for ``scan_status``."""
+        data = await self._transport.request("GET", f"/files/{require_id(file_id, 'file_id')}")
+        return validate_response(File, data)
+
+    async def resolve(self, client_key: str, *, app: str | None = None) -> File:
+        """The newest live file uploaded under your ``client_key`` (else NotFoundError)."""
+        params = {"client_key": require_text(client_key, "client_key"), "app": app}
+        data = await self._transport.request("GET", "/files/resolve", params=params)
+        return validate_response(File, data)
+
+    async def rename(self, file_id: str, name: str) -> File:
+        """Rename a file."""
+        return await self.update(file_id, original_name=name)
+
+    async def move(self, file_id: str, folder_id: str | None) -> File:
+        """Move a file into ``folder_id`` (same space); ``None`` moves it to the space root."""
+        return await self.update(file_id, folder_id=folder_id)
+
+    async def update(
+        self,
+        file_id: str,
+        *,
+        original_name: str | NotGiven = NOT_GIVEN,
+        folder_id: str | NotGiven | None = NOT_GIVEN,
+    ) -> File:
+        """Rename and/or move in one call; an omitted field is left unchanged
+        (``folder_id=None`` means the space root)."""
+        body: dict[str, Any] = {}
+        if not isinstance(original_name, NotGiven):
+            body["original_name"] = require_text(original_name, "original_name")
+        if not isinstance(folder_id, NotGiven):
+            body["folder_id"] = optional_id(folder_id, "folder_id")
+        if not body:
+            raise ValueError("update needs original_name and/or folder_id")
+        path = f"/files/{require_id(file_id, 'file_id')}"
+        return validate_response(File, await self._transport.request("PATCH", path, json=body))
+
+    async def delete(self, file_id: str) -> File | None:
+        """Soft-delete a file to the trash (restorable). Idempotent.
+
+        Returns the trashed file, or ``None`` when the server answers 204.
+        """
+        data = await self._transport.request("DELETE", f"/files/{require_id(file_id, 'file_id')}")
+        return None if data is None else validate_response(File, data)
+
+    async def restore(self, file_id: str) -> File:
+        """Bring a soft-deleted file back from the trash."""
+        path = f"/files/{require_id(file_id, 'file_id')}/restore"
+        data = await self._transport.request("POST", path, idempotent=True)
+        return validate_response(File, data)
+
+    async def download_url(self, file_id: str) -> str:
+        """A short-lived presigned GET URL for the bytes (the file must be clean)."""
+        path = f"/files/{require_id(file_id, 'file_id')}/download"
+        data = await self._transport.request("GET", path)
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            raise ApiResponseError("the download answer has no 'url'", status=200)
+        return str(data["url"])
+
+    async def preview(self, file_id: str) -> Preview:
+        """An inline-renderable URL for an in-app viewer (415 when the type has none)."""
+        path = f"/files/{require_id(file_id, 'file_id')}/preview"
+        return validate_response(Preview, await self._transport.request("GET", path))
+
+    async def public_url(self, file_id: str) -> Link:
+        """Mint a permanent public raw link (the file must be clean)."""
+        return await self._client.shares.create(file_id, permission="view")
+
+    async def signed_url(
+        self, file_id: str, *, expires_in_days: int = 7, permission: str = "view"
+    ) -> Link:
+        """Mint a raw link that expires after 1..365 days."""
+        return await self._client.shares.create(
+            file_id,
+            permission=require_permission(permission),
+            expires_in_days=require_days(expires_in_days),
+        )
+
+    async def wait_until_clean(
+        self,
+        file_id: str,
+        *,
+        timeout: float | None = 300.0,
+        poll_interval: float = 0.25,
+        max_poll_interval: float = 5.0,
+    ) -> File:
+        """Poll the file until its scan is ``clean`` and return it.
+
+        Raises :class:`InfectedFileError` if the scan finds malware and
+        :class:`ScanTimeoutError` after ``timeout`` seconds (``None`` waits forever).
+        """
+        require_id(file_id, "file_id")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = poll_interval
+        while True:
+            file = await self.get(file_id)
+            if file.scan_status == ScanStatus.CLEAN:
+                return file
+            if file.scan_status == ScanStatus.INFECTED:
+                raise InfectedFileError(f"file {file_id} was scanned infected", file=file)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ScanTimeoutError(
+                        f"file {file_id} still {file.scan_status!r} after {timeout}s", file=file
+                    )
+                delay = min(delay, remaining)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, max_poll_interval)
