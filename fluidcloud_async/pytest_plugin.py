@@ -1,0 +1,62 @@
+"""pytest fixtures that run a local FluidCloud emulator and hand you a client.
+
+Installed as a ``pytest11`` plugin, so with ``fluidcloud-async`` and ``pytest-asyncio``
+installed a test needs no set-up::
+
+    async def test_upload(fluidcloud):
+        space = await fluidcloud.spaces.create("t")
+        f = await fluidcloud.files.upload(b"hi", space.id, name="hi.txt")
+        assert f.size == 2
+
+``fluidcloud_emulator`` gives the running emulator (its ``base_url``, ``api_key``, fault
+knobs and stats) for tests that need them; override ``fluidcloud_emulator_config`` to
+change the emulator's settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from fluidcloud_async import AsyncFluidCloud
+    from fluidcloud_async.emulator import Emulator, EmulatorConfig
+
+try:
+    import pytest_asyncio
+
+    _async_fixture: Any = pytest_asyncio.fixture
+except ImportError:  # pragma: no cover - the fixtures then need another async plugin
+    _async_fixture = pytest.fixture
+
+
+@pytest.fixture
+def fluidcloud_emulator_config() -> EmulatorConfig:
+    """The emulator's settings; override this fixture to change them."""
+    from fluidcloud_async.emulator import EmulatorConfig
+
+    return EmulatorConfig()
+
+
+@_async_fixture
+async def fluidcloud_emulator(
+    fluidcloud_emulator_config: EmulatorConfig,
+) -> AsyncIterator[Emulator]:
+    """A running emulator on free loopback ports, stopped after the test."""
+    from fluidcloud_async.emulator import Emulator
+
+    async with Emulator(fluidcloud_emulator_config) as emulator:
+        yield emulator
+
+
+@_async_fixture
+async def fluidcloud(fluidcloud_emulator: Emulator) -> AsyncIterator[AsyncFluidCloud]:
+    """An ``AsyncFluidCloud`` connected to the emulator, closed after the test."""
+    from fluidcloud_async import AsyncFluidCloud
+
+    async with AsyncFluidCloud(
+        fluidcloud_emulator.api_key, base_url=fluidcloud_emulator.base_url
+    ) as client:
+        yield client

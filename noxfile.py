@@ -1,0 +1,65 @@
+"""Automation: `nox -s tests` is the one command CI and the README run."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PYTHON = None  # the interpreter nox runs under
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The full test suite (unit, end-to-end against the emulator, S3 via moto, CLI, examples)."""
+    session.install("-e", ".[test,s3,cli]")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install("ruff>=0.5")
+    session.run(
+        "ruff", "check", "fluidcloud_async", "tests", "benchmarks", "examples", "noxfile.py"
+    )
+    session.run(
+        "ruff",
+        "format",
+        "--check",
+        "fluidcloud_async",
+        "tests",
+        "benchmarks",
+        "examples",
+        "noxfile.py",
+    )
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[dev]")
+    session.run("mypy", "--strict", "fluidcloud_async")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Run the main job on the embedded emulator (pass --small for a quick run)."""
+    session.install("-e", ".[cli]")
+    session.run("python", "-m", "fluidcloud_async.demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The benchmark suite; results land in benchmarks/results/ and BENCHMARKS.md."""
+    session.install("-e", ".[test,s3]", "httpx", "matplotlib", "psutil")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def audit(session: nox.Session) -> None:
+    """Known-vulnerability audit of the dependency set (needs the package index)."""
+    session.install("-e", ".[s3,cli]", "pip-audit")
+    session.run("pip-audit", "--skip-editable")

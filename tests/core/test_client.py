@@ -1,0 +1,146 @@
+"""Construction, configuration, lifecycle and credential hygiene."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from fluidcloud_async import AsyncFluidCloud, ConfigurationError, FluidCloud, NotFoundError
+from fluidcloud_async._transport import USER_AGENT
+
+from .conftest import API_KEY, ORIGIN, ROOT
+
+QUOTA = {"bytes_used": 1, "bytes_limit": -1, "links_used": 0, "links_limit": -1}
+
+
+def test_fluidcloud_alias() -> None:
+    assert FluidCloud is AsyncFluidCloud
+
+
+def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLUIDCLOUD_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="FLUIDCLOUD_API_KEY"):
+        AsyncFluidCloud()
+
+
+def test_env_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUIDCLOUD_API_KEY", "fck_test_env")
+    monkeypatch.setenv("FLUIDCLOUD_BASE_URL", "http://127.0.0.1:9999/")
+    fc = AsyncFluidCloud()
+    assert fc.base_url == "http://127.0.0.1:9999"
+    assert fc.api_root == "http://127.0.0.1:9999/api/v1"
+
+
+def test_default_origin_and_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLUIDCLOUD_BASE_URL", raising=False)
+    fc = AsyncFluidCloud("fck_live_x")
+    assert fc.api_root == "https://api-cloud.fluidvip.com/api/v1"
+    assert AsyncFluidCloud("k", base_url="https://h.example/api/v1/").base_url == (
+        "https://h.example"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"base_url": "ftp://x"},
+        {"base_url": "https://user:pw@h.example"},
+        {"timeout": 0},
+        {"max_retries": -1},
+        {"api_key": "fck_test_a b"},
+        {"api_key": "fck_test_a\nX-Evil: 1"},
+    ],
+)
+def test_bad_configuration(kwargs: dict[str, object]) -> None:
+    args = {"api_key": "fck_test_k", **kwargs}
+    with pytest.raises(ConfigurationError):
+        AsyncFluidCloud(**args)  # type: ignore[arg-type]
+
+
+def test_live_key_over_plain_http_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="plain http"):
+        AsyncFluidCloud("fck_live_abc", base_url="http://api.example.com")
+    AsyncFluidCloud("fck_live_abc", base_url="http://api.example.com", allow_insecure_http=True)
+    AsyncFluidCloud("fck_live_abc", base_url="http://127.0.0.1:8787")
+    AsyncFluidCloud("fck_live_abc", base_url="http://localhost:8787")
+    AsyncFluidCloud("fck_test_abc", base_url="http://api.example.com")
+
+
+def test_repr_hides_the_key() -> None:
+    fc = AsyncFluidCloud("fck_live_supersecret123", base_url="https://h.example")
+    assert "supersecret" not in repr(fc) and "supersecret" not in str(fc)
+    assert "fck_live_***" in repr(fc)
+
+
+async def test_session_is_lazy_and_closed() -> None:
+    fc = AsyncFluidCloud(API_KEY, base_url=ORIGIN)
+    assert not fc._transport.sessions.created
+    session = fc.session
+    assert fc._transport.sessions.created
+    await fc.close()
+    assert session.closed
+
+
+async def test_user_session_is_not_closed(mock: aioresponses) -> None:
+    async with aiohttp.ClientSession() as own:
+        async with AsyncFluidCloud(API_KEY, base_url=ORIGIN, session=own) as fc:
+            mock.get(f"{ROOT}/quota", payload=QUOTA)
+            await fc.quota.usage()
+        assert not own.closed
+
+
+async def test_with_options_shares_the_session(mock: aioresponses) -> None:
+    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN) as fc:
+        fast = fc.with_options(timeout=5, max_retries=0)
+        assert (fast.timeout, fast.max_retries) == (5.0, 0)
+        assert (fc.timeout, fc.max_retries) == (300.0, 3)
+        assert fast.session is fc.session
+        await fast.close()
+        assert not fc.session.closed
+        mock.get(f"{ROOT}/quota", payload=QUOTA)
+        await fast.quota.usage()
+
+
+async def test_headers_sent(client: AsyncFluidCloud, mock: aioresponses) -> None:
+    mock.get(f"{ROOT}/quota", payload=QUOTA)
+    await client.quota.usage()
+    call = next(iter(mock.requests.values()))[0]
+    assert call.kwargs["headers"]["X-API-Key"] == API_KEY
+    assert USER_AGENT.startswith("fluidcloud-async/") and " python/" in USER_AGENT
+    assert " aiohttp/" in USER_AGENT
+
+
+async def test_cross_origin_redirect_is_not_followed(
+    client: AsyncFluidCloud, mock: aioresponses
+) -> None:
+    mock.get(f"{ROOT}/files/f1", status=302, headers={"Location": "https://evil.example/steal"})
+    with pytest.raises(Exception, match="another origin") as info:
+        await client.files.get("f1")
+    assert API_KEY not in str(info.value)
+    hosts = {url.host for (_, url) in mock.requests}
+    assert hosts == {"api.test"}
+
+
+async def test_same_origin_redirect_is_followed(
+    client: AsyncFluidCloud, mock: aioresponses
+) -> None:
+    mock.get(f"{ROOT}/files/f1", status=307, headers={"Location": f"{ROOT}/files/f2"})
+    mock.get(f"{ROOT}/files/f2", payload={"id": "f2", "original_name": "x"})
+    assert (await client.files.get("f1")).id == "f2"
+
+
+async def test_key_never_logged(
+    client: AsyncFluidCloud, mock: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fluidcloud_async")
+    mock.get(f"{ROOT}/files/f1", status=503)
+    mock.get(f"{ROOT}/files/f1", status=404, payload={"detail": "not found"})
+    with pytest.raises(NotFoundError) as info:
+        await client.files.get("f1")
+    assert caplog.records, "expected request logs"
+    assert all(API_KEY not in r.getMessage() for r in caplog.records)
+    assert API_KEY not in str(info.value) and API_KEY not in repr(info.value)
+    assert any("retrying GET" in r.getMessage() for r in caplog.records)
