@@ -90,7 +90,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: Clock = time.time) -> 
 
 def backoff(attempt: int, *, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter for retry ``attempt`` (1-based)."""
-    ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * (2 ** (attempt - 1)))
+    ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * (2.0 ** (attempt - 1)))
     return ceiling / 2 + (rng or _jitter).uniform(0, ceiling / 2)
 
 

@@ -311,5 +311,4 @@ async def test_list_argument_errors_are_immediate(client: AsyncFluidCloud) -> No
     with pytest.raises(ValueError, match="space_id"):
         client.files.list()
     with pytest.raises(TypeError):
-        client.files.signed_url  # noqa: B018 - attribute exists
         await client.files.signed_url("f1", expires_in_days=True)  # type: ignore[arg-type]
