@@ -1,0 +1,272 @@
+"""The :class:`Emulator`: three local servers (API, storage, raw links) and their state."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+import aiohttp
+from aiohttp import web
+
+from . import _auth
+from ._app import build_api_app
+from ._clock import Clock
+from ._config import EmulatorConfig, S3Storage
+from ._context import Context
+from ._db import Database
+from ._faults import Faults
+from ._ratelimit import RateLimiter
+from ._rawlinks import build_raw_app
+from ._scan import Scanner
+from ._signing import Signer
+from ._stats import Stats
+from ._storage import ObjectStore
+from ._storage_local import LocalStorage
+from ._storage_server import build_storage_app
+
+SHUTDOWN_TIMEOUT = 1.0
+
+
+def _origin(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Emulator:
+    """A local FluidCloud Partner API. Use as ``async with Emulator(config) as emu``."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.clock = Clock()
+        self.stats = Stats()
+        self._ctx: Context | None = None
+        self._runners: list[web.AppRunner] = []
+        self._stack = contextlib.AsyncExitStack()
+        self._api_key = ""
+        self.base_url = ""
+        self.storage_url = ""
+        self.raw_url = ""
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Bind the three servers; on failure everything started so far is undone."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _start(self) -> None:
+        cfg = self.config
+        stack = self._stack
+        if cfg.data_dir is None:
+            root = Path(tempfile.mkdtemp(prefix="fluidcloud-emulator-"))
+            stack.callback(shutil.rmtree, root, True)
+            db = Database(None)
+        else:
+            root = Path(cfg.data_dir)
+            root.mkdir(parents=True, exist_ok=True)
+            db = Database(root / "emulator.sqlite3")
+        stack.callback(db.close)
+        tmp_dir = root / "tmp"
+        tmp_dir.mkdir(exist_ok=True)
+        secret = db.get_meta("signing_secret")
+        if secret is None:
+            secret = secrets.token_hex(32)
+            db.set_meta("signing_secret", secret)
+        signer = Signer(bytes.fromhex(secret), self.clock)
+        self._api_key = self._default_key(db)
+
+        local: LocalStorage | None = None
+        store: ObjectStore
+        if isinstance(cfg.storage_backend, S3Storage):
+            from ._storage_s3 import S3Store
+
+            store = S3Store(cfg.storage_backend, cfg.url_ttl)
+        else:
+            local = LocalStorage(root / "storage", db, signer, self.clock, cfg.bucket, cfg.url_ttl)
+            store = local
+        stack.push_async_callback(store.aclose)
+
+        scanner = Scanner(db, store, self.clock, cfg.scan_delay)
+        stack.push_async_callback(scanner.aclose)
+        limits = {
+            "default": cfg.rate_limit_default,
+            "initiate": cfg.rate_limit_initiate,
+            "share_create": cfg.rate_limit_share_create,
+            "import": cfg.rate_limit_import,
+        }
+        ctx = Context(
+            config=cfg,
+            db=db,
+            clock=self.clock,
+            signer=signer,
+            store=store,
+            local=local,
+            faults=cfg.faults,
+            stats=self.stats,
+            limiter=RateLimiter(limits, cfg.rate_limit_time_scale),
+            scanner=scanner,
+            tmp_dir=str(tmp_dir),
+        )
+        ctx.http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
+        )
+        stack.push_async_callback(ctx.http.close)
+        self._ctx = ctx
+
+        api_port = await self._serve(build_api_app(ctx), cfg.api_port)
+        self.base_url = _origin(cfg.host, api_port)
+        if local is not None:
+            port = await self._serve(build_storage_app(ctx), cfg.storage_port)
+            self.storage_url = local.origin = _origin(cfg.host, port)
+        else:
+            self.storage_url = store.origin
+        raw_port = await self._serve(build_raw_app(ctx), cfg.raw_port)
+        self.raw_url = ctx.raw_origin = _origin(cfg.host, raw_port)
+        scanner.resume_pending()
+
+    async def _serve(self, app: web.Application, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        # Registered before binding so a failed bind still cleans the runner up.
+        self._stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self.config.host, port)
+        await site.start()
+        self._runners.append(runner)
+        bound: int = runner.addresses[0][1]
+        return bound
+
+    def _default_key(self, db: Database) -> str:
+        cfg = self.config
+        stored = db.get_meta("default_api_key")
+        wanted = cfg.api_key or stored
+        if wanted is not None and _auth.lookup(db, wanted) is not None:
+            key = wanted
+        else:
+            tenant = _auth.create_tenant(
+                db,
+                self.clock,
+                bytes_limit=cfg.default_bytes_limit,
+                links_limit=cfg.default_links_limit,
+            )
+            key = _auth.add_key(db, self.clock, tenant, key=cfg.api_key)
+        # Kept in clear only for the default tenant, so a persistent emulator can print it.
+        db.set_meta("default_api_key", key)
+        return key
+
+    async def aclose(self) -> None:
+        """Stop the servers, cancel scans, close sessions, drop temp state."""
+        self._runners.clear()
+        self._ctx = None
+        await self._stack.aclose()
+
+    # -- accessors -----------------------------------------------------------------------
+    @property
+    def ctx(self) -> Context:
+        if self._ctx is None:
+            raise RuntimeError("the emulator is not running")
+        return self._ctx
+
+    @property
+    def api_key(self) -> str:
+        """Key of the default tenant (all scopes)."""
+        return self._api_key
+
+    @property
+    def api_url(self) -> str:
+        """``base_url`` + ``/api/v1``."""
+        return self.base_url + "/api/v1"
+
+    @property
+    def faults(self) -> Faults:
+        return self.config.faults
+
+    # -- test helpers --------------------------------------------------------------------
+    def add_tenant(
+        self,
+        *,
+        scopes: Iterable[str] | None = None,
+        bytes_limit: int = -1,
+        links_limit: int = -1,
+        plan_has_api: bool = True,
+    ) -> str:
+        """Create a tenant with one key (all scopes when ``scopes`` is None); returns the key."""
+        db = self.ctx.db
+        tenant = _auth.create_tenant(
+            db,
+            self.clock,
+            bytes_limit=bytes_limit,
+            links_limit=links_limit,
+            plan_has_api=plan_has_api,
+        )
+        return _auth.add_key(db, self.clock, tenant, scopes)
+
+    def tenant_id(self, api_key: str) -> str:
+        """Tenant owning ``api_key``."""
+        who = _auth.lookup(self.ctx.db, api_key)
+        if who is None:
+            raise KeyError("unknown or revoked API key")
+        return who.tenant_id
+
+    def add_key(self, api_key: str, *, scopes: Iterable[str] | None = None) -> str:
+        """Another key for the tenant that owns ``api_key``."""
+        return _auth.add_key(self.ctx.db, self.clock, self.tenant_id(api_key), scopes)
+
+    def revoke_key(self, api_key: str) -> None:
+        """Make ``api_key`` answer 401 from now on."""
+        self.ctx.db.run(
+            "UPDATE api_keys SET revoked = 1 WHERE key_hash = ?", (_auth.key_hash(api_key),)
+        )
+
+    def set_limits(
+        self,
+        api_key: str,
+        *,
+        bytes_limit: int | None = None,
+        links_limit: int | None = None,
+        plan_has_api: bool | None = None,
+    ) -> None:
+        """Change the quota limits or plan of the tenant owning ``api_key``."""
+        tenant = self.tenant_id(api_key)
+        db = self.ctx.db
+        if bytes_limit is not None:
+            db.run("UPDATE tenants SET bytes_limit = ? WHERE id = ?", (bytes_limit, tenant))
+        if links_limit is not None:
+            db.run("UPDATE tenants SET links_limit = ? WHERE id = ?", (links_limit, tenant))
+        if plan_has_api is not None:
+            db.run("UPDATE tenants SET plan_has_api = ? WHERE id = ?", (int(plan_has_api), tenant))
+
+    def set_scan_result(self, file_id: str, result: str) -> None:
+        """Force ``scan_status`` (pending/clean/infected) now, cancelling a running scan."""
+        if not self.ctx.scanner.set_result(file_id, result):
+            raise KeyError(f"no file {file_id}")
+
+    def mark_clean(self, file_id: str) -> None:
+        """Shortcut for ``set_scan_result(file_id, "clean")``."""
+        self.set_scan_result(file_id, "clean")
+
+    async def wait_for_scans(self) -> None:
+        """Wait until every pending scan has produced its verdict."""
+        await self.ctx.scanner.wait_idle()
+
+    def advance_time(self, seconds: float) -> None:
+        """Move the emulator's clock forward (share expiry, presigned-URL expiry)."""
+        self.clock.advance(seconds)
