@@ -62,8 +62,9 @@ class EmulatorConfig:
     """Cap of /uploads/import-url (50 GB as documented); above it 413."""
     url_ttl: int = 3600
     """Lifetime in seconds of presigned storage URLs."""
-    scan_delay: float = 0.2
-    """Seconds between /complete and the scan verdict (pending -> clean/infected)."""
+    scan_delay: float | None = 0.2
+    """Seconds between /complete and the scan verdict (pending -> clean/infected).
+    None: files stay pending until a test calls ``set_scan_result``/``mark_clean``."""
     rate_limits: bool = False
     rate_limit_time_scale: float = 1.0
     """Divides every rate-limit window: 60.0 turns "per minute" into "per second"."""

@@ -20,7 +20,7 @@ from ._errors import (
     validate,
     validation_error,
 )
-from ._routing import Route, ctx_of, get_file, get_folder, path_id, principal
+from ._routing import Route, ctx_of, get_file, get_folder, get_space, path_id, principal
 from ._shapes import file_out, list_response
 
 FILE_STATUSES = frozenset({"draft", "ready", "blocked"})
@@ -63,6 +63,12 @@ async def list_files(request: web.Request) -> web.Response:
         space_id = parse_uuid(require_query(request, "space_id"), "space_id")
         folder = request.query.get("folder_id")
         folder_id = parse_uuid(folder, "folder_id") if folder else None
+        get_space(ctx, who.tenant_id, space_id)
+        if (
+            folder_id is not None
+            and get_folder(ctx, who.tenant_id, folder_id)["space_id"] != space_id
+        ):
+            raise bad_request("folder is in another space")
         sql += " AND deleted_at IS NULL AND space_id = ? AND folder_id IS ?"
         params += [space_id, folder_id]
     if status is not None:
