@@ -45,7 +45,10 @@ def _generate(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def _progress_printer(label: str, total: int) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+Report = Callable[[int, int], None]
+
+
+def _progress_printer(label: str, total: int) -> tuple[Report, Callable[[], None]]:
     """A progress callback: a rich bar on a terminal, sparse plain lines otherwise."""
     try:
         from rich.progress import (
@@ -55,10 +58,12 @@ def _progress_printer(label: str, total: int) -> tuple[Callable[[int, int], None
             TransferSpeedColumn,
         )
     except ImportError:  # pragma: no cover - rich is optional
-        Progress = None  # type: ignore[assignment,misc]  # noqa: N806
+        Progress = None  # type: ignore[assignment,misc]
     if Progress is not None and sys.stdout.isatty():
         bar = Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
             TransferSpeedColumn(),
         )
         task = bar.add_task(label, total=total)
@@ -87,16 +92,20 @@ async def run(size: int, small: bool) -> int:
         expected = await anyio.to_thread.run_sync(_generate, big, size)
         small_files = {f"notes/note-{i}.txt": f"note {i}\n".encode() * 100 for i in range(5)}
 
-        async with Emulator(config) as emu, AsyncFluidCloud(
-            emu.api_key, base_url=emu.base_url
-        ) as fc:
+        async with (
+            Emulator(config) as emu,
+            AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as fc,
+        ):
             print(f"Emulator API at {emu.base_url}")
             space = await fc.spaces.create("demo")
             report, stop = _progress_printer("dataset.bin", size)
             started = time.perf_counter()
             try:
                 uploaded = await fc.files.upload(
-                    big, space.id, client_key="demo/dataset.bin", progress=report,
+                    big,
+                    space.id,
+                    client_key="demo/dataset.bin",
+                    progress=report,
                     max_concurrency=8,
                 )
             finally:
@@ -122,7 +131,8 @@ async def run(size: int, small: bool) -> int:
         ok = digest.hexdigest() == expected and received == size and resolved.id == clean.id
         print()
         print(f"  file        {clean.original_name}  ({size / MiB:.1f} MiB, id {clean.id})")
-        print(f"  upload      {elapsed:.2f} s  ({size / MiB / elapsed:.1f} MiB/s, multipart, 8 parts in flight)")
+        rate = size / MiB / elapsed
+        print(f"  upload      {elapsed:.2f} s  ({rate:.1f} MiB/s, 8 parts in flight)")
         print(f"  small files {len(small_files)} uploaded")
         print(f"  scan        {clean.scan_status}")
         print(f"  raw link    {link.url}")

@@ -15,8 +15,8 @@ change the emulator's settings.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 
@@ -24,12 +24,18 @@ if TYPE_CHECKING:
     from fluidcloud_async import AsyncFluidCloud
     from fluidcloud_async.emulator import Emulator, EmulatorConfig
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 try:
     import pytest_asyncio
 
-    _async_fixture: Any = pytest_asyncio.fixture
+    _fixture: Any = pytest_asyncio.fixture
 except ImportError:  # pragma: no cover - the fixtures then need another async plugin
-    _async_fixture = pytest.fixture
+    _fixture = pytest.fixture
+
+
+def _async_fixture(function: _F) -> _F:
+    return cast(_F, _fixture(function))
 
 
 @pytest.fixture
