@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -57,8 +58,9 @@ class Api:
         self, url: str, data: bytes, content_type: str | None = None
     ) -> tuple[int, str, Mapping[str, str]]:
         headers = {"Content-Type": content_type} if content_type else {}
+        # BytesIO: aiohttp warns (ResourceWarning) about large raw-bytes bodies.
         async with self.session.put(
-            url, data=data, headers=headers, skip_auto_headers=["Content-Type"]
+            url, data=io.BytesIO(data), headers=headers, skip_auto_headers=["Content-Type"]
         ) as resp:
             return resp.status, await resp.text(), resp.headers
 
