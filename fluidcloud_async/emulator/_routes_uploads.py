@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import re
 import uuid
@@ -209,7 +210,9 @@ async def complete(request: web.Request) -> web.Response:
         ctx.stats.faults["complete_drop"] += 1
         if request.transport is not None:
             request.transport.abort()
-        raise ConnectionResetError("response dropped by fault injection")
+        # aiohttp takes a CancelledError from a handler as "client went away": it answers
+        # nothing and logs nothing, which is exactly a dropped connection.
+        raise asyncio.CancelledError
     return response
 
 

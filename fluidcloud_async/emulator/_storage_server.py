@@ -88,8 +88,9 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         await request.content.read(max(1, length // 2) if length else 0)
         if request.transport is not None:
             request.transport.abort()
-        # aiohttp treats a ConnectionError from a handler as a client disconnect: no answer.
-        raise ConnectionResetError("connection dropped by fault injection")
+        # aiohttp takes a CancelledError from a handler as "client went away": it answers
+        # nothing and logs nothing, which is exactly a dropped connection.
+        raise asyncio.CancelledError
     if faults.take("fail_next_storage_puts") or faults.roll(faults.storage_error_rate):
         stats.faults["storage_error"] += 1
         await _drain(request)

@@ -99,6 +99,7 @@ async def test_download_requires_clean(
     file = await api.upload(space["id"], data, "d.bin")
     status, body, _ = await api.call("GET", f"/files/{file['id']}/download")
     assert status == 409
+    assert "not ready" in body["detail"]
     emu.mark_clean(file["id"])
     url = (await api.ok("GET", f"/files/{file['id']}/download"))["url"]
     assert "X-Amz-Signature=" in url
