@@ -75,12 +75,15 @@ def test_port_derivation() -> None:
 
 async def test_serve_until_stopped() -> None:
     stop = asyncio.Event()
+    ready = asyncio.Event()
     seen: list[Emulator] = []
-    task = asyncio.create_task(
-        serve(EmulatorConfig(scan_delay=None), on_ready=seen.append, stop=stop)
-    )
-    while not seen:
-        await asyncio.sleep(0.01)
+
+    def on_ready(emu: Emulator) -> None:
+        seen.append(emu)
+        ready.set()
+
+    task = asyncio.create_task(serve(EmulatorConfig(scan_delay=None), on_ready=on_ready, stop=stop))
+    await asyncio.wait_for(ready.wait(), 10)
     async with (
         aiohttp.ClientSession() as session,
         session.get(seen[0].api_url + "/quota", headers={"X-API-Key": seen[0].api_key}) as resp,
