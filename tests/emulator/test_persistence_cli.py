@@ -148,3 +148,26 @@ async def test_python_m_prints_url_and_key_and_stops_on_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_fixed_api_key() -> None:
+    config = EmulatorConfig(api_key="fck_test_fixed_key_for_docs", scan_delay=None)
+    async with Emulator(config) as emu, aiohttp.ClientSession() as session:
+        assert emu.api_key == "fck_test_fixed_key_for_docs"
+        async with session.get(emu.api_url + "/quota", headers={"X-API-Key": emu.api_key}) as r:
+            assert r.status == 200
+
+
+async def test_port_in_use_fails_cleanly() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        emu = Emulator(EmulatorConfig(api_port=port, scan_delay=None))
+        try:
+            await emu.start()
+        except OSError:
+            pass
+        else:  # pragma: no cover - SO_REUSEPORT platforms may allow it
+            await emu.aclose()
+            raise AssertionError("binding a used port should fail")
