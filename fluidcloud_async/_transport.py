@@ -220,8 +220,18 @@ class Transport:
 
     def _redirect_target(self, method: str, current: URL, resp: aiohttp.ClientResponse) -> URL:
         location = resp.headers.get("Location")
-        target = current.join(URL(location)) if location else None
-        if target is None or target.origin() != self._api_root.origin():
+        try:
+            target = current.join(URL(location)) if location else None
+            origin = target.origin() if target is not None else None
+        except ValueError:  # yarl: bad IPv6 literal, port out of range, relative origin...
+            raise ApiResponseError(
+                "the API redirected to a malformed Location",
+                status=resp.status,
+                method=method,
+                url=str(current.with_query(None)),
+                headers=resp.headers,
+            ) from None
+        if target is None or origin != self._api_root.origin():
             raise ApiResponseError(
                 f"the API redirected to another origin ({redact_url(target or '')}); "
                 "not followed so the API key stays with the API",
@@ -270,13 +280,26 @@ async def _read_limited(resp: aiohttp.ClientResponse, method: str, url: URL) -> 
     return b"".join(chunks)
 
 
+def _parse_json(body: bytes) -> Any:
+    """``json.loads`` that fails only with ``ValueError``.
+
+    Deeply nested input (``[[[[...``) exhausts the parser's recursion limit and raises
+    ``RecursionError``, which is not a ``ValueError``: a broken or hostile server must not
+    be able to push that through to the caller.
+    """
+    try:
+        return jsonlib.loads(body)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
 def _decode_success(
     status: int, body: bytes, method: str, url: URL, headers: Mapping[str, str]
 ) -> Any:
     if status == 204 or not body.strip():
         return None
     try:
-        return jsonlib.loads(body)
+        return _parse_json(body)
     except ValueError as exc:
         raise ApiResponseError(
             f"the API answered {status} with a body that is not JSON: {_snippet(body)!r}",
@@ -297,7 +320,7 @@ def _error_from(
 ) -> ApiError:
     detail: Any = None
     try:
-        parsed = jsonlib.loads(body) if body.strip() else None
+        parsed = _parse_json(body) if body.strip() else None
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and "detail" in parsed:
@@ -347,7 +370,10 @@ def _error_message(status: int, detail: Any, code: str | None) -> str:
 
 def _validation_item(item: Any) -> str:
     if isinstance(item, dict):
-        loc = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+        raw_loc = item.get("loc")
+        # FastAPI sends a list; tolerate a bare string or any other shape without crashing.
+        parts = raw_loc if isinstance(raw_loc, list) else [] if raw_loc is None else [raw_loc]
+        loc = ".".join(str(part) for part in parts if part != "body")
         return f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item))
     return str(item)
 

@@ -1,0 +1,105 @@
+"""Shared pieces of the reliability suites: a scriptable loopback HTTP server that plays a
+misbehaving API (or a foreign host), and a sleep stand-in so retry waits cost no time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from multidict import CIMultiDict
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Seen:
+    """One request as the server received it."""
+
+    method: str
+    path_qs: str
+    headers: CIMultiDict[str]
+
+
+@dataclass
+class ScriptedServer:
+    """A real aiohttp server on 127.0.0.1 whose answers a test scripts via ``handler``.
+
+    Every request is recorded (with its headers) before the handler runs, so a test can
+    assert what reached this host, in particular that no ``X-API-Key`` did.
+    """
+
+    handler: Handler | None = None
+    seen: list[Seen] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+    origin: str = ""
+
+    async def start(self, **server_kwargs: Any) -> ScriptedServer:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # A short shutdown timeout: handlers that never answer are cancelled at cleanup.
+        self.runner = web.AppRunner(app, shutdown_timeout=0.1, **server_kwargs)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.origin = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(Seen(request.method, request.path_qs, CIMultiDict(request.headers)))
+        if self.handler is None:
+            return web.json_response({"detail": "no handler scripted"}, status=500)
+        return await self.handler(request)
+
+    def answer(self, response: Callable[[], web.StreamResponse]) -> None:
+        """Answer every request with a fresh ``response()``."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return response()
+
+        self.handler = handler
+
+    def keys_seen(self) -> list[str]:
+        """Every ``X-API-Key`` / ``Authorization`` value that reached this server."""
+        out: list[str] = []
+        for seen in self.seen:
+            out += seen.headers.getall("X-API-Key", [])
+            out += seen.headers.getall("Authorization", [])
+        return out
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ScriptedServer]:
+    srv = await ScriptedServer().start()
+    yield srv
+    await srv.close()
+
+
+@pytest.fixture
+async def other_host() -> AsyncIterator[ScriptedServer]:
+    """A second origin, standing in for a foreign host that must never see the key."""
+    srv = await ScriptedServer().start()
+    srv.answer(lambda: web.json_response([]))
+    yield srv
+    await srv.close()
+
+
+class NoSleep:
+    """Records retry waits instead of sleeping them."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def no_sleep() -> NoSleep:
+    return NoSleep()
