@@ -10,6 +10,11 @@ import anyio
 from .._exceptions import ApiResponseError, InfectedFileError, ScanTimeoutError
 from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
+from .._transfer import _args
+from .._transfer._progress import ProgressCallback
+from .._transfer._scheduler import SlotPool
+from .._transfer._sources import describe
+from .._transfer._upload import upload_file
 from .._types import NOT_GIVEN, NotGiven
 from .._validate_args import (
     optional_id,
@@ -26,6 +31,56 @@ from ._base import Resource
 class Files(Resource):
     """Files: upload, list, fetch, organize, soft-delete, mint links
     (scopes ``files:read`` / ``files:write``; ``shares:write`` for links)."""
+
+    async def upload(
+        self,
+        file: Any,
+        space_id: str,
+        *,
+        folder_id: str | None = None,
+        name: str | None = None,
+        content_type: str | None = None,
+        public: bool = False,
+        client_key: str | None = None,
+        size: int | None = None,
+        max_concurrency: int = 8,
+        progress: ProgressCallback | None = None,
+        checksum: bool = True,
+        wait_until_clean: bool = False,
+        clean_timeout: float | None = 300.0,
+    ) -> File:
+        """Upload ``file`` (initiate -> PUT(s) straight to storage -> complete).
+
+        ``file`` is a path, bytes-like object, binary file object (seekable or not),
+        aiofiles file, or async iterable of bytes (give ``size=`` to stream it without
+        spooling). Large files go up as parallel parts, ``max_concurrency`` at a time;
+        memory stays bounded by that, not by the file size.
+
+        ``progress(bytes_sent, total)`` (sync or async) is called at most ~10 times a
+        second; a retried part rolls its bytes back; the last call reports ``total``.
+        ``checksum=True`` sends the SHA-256 (computed off the event loop, in parallel with
+        the parts) and verifies the stored file against it; ``False`` saves that CPU pass
+        (~1 s per GiB of one core) but then only the size is checked.
+        ``wait_until_clean`` polls until the virus scan is clean; ``public=True`` waits for
+        clean too, then mints the permanent raw link into ``File.public_url``.
+
+        Raises TypeError/ValueError on bad input before any request, :class:`UploadError`
+        (``UploadExpiredError`` for expired URLs) when the bytes could not be stored, and
+        :class:`ChecksumMismatchError` when the stored file differs from what was sent.
+        """
+        options = _args.upload_options(
+            space_id=space_id,
+            folder_id=folder_id,
+            client_key=client_key,
+            public=public,
+            checksum=checksum,
+            wait_until_clean=wait_until_clean,
+            clean_timeout=clean_timeout,
+            progress=progress,
+        )
+        slots = _args.positive_int(max_concurrency, "max_concurrency")
+        spec = describe(file, name=name, content_type=content_type, size=size)
+        return await upload_file(self._client, spec, options, pool=SlotPool(slots))
 
     def list(
         self,

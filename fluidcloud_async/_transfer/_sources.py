@@ -1,0 +1,496 @@
+"""Every kind of upload source, normalized to a size, a name, a content type and a reader.
+
+:func:`describe` validates synchronously (no network, only ``stat``); :meth:`SourceSpec.open`
+yields a :class:`Reader`, spooling sources of unknown size to a temporary file first.
+Readers expose the cheapest read path they have: a ``memoryview`` of the whole content
+(bytes-like, ``BytesIO``), a descriptor for ``os.preadv`` / ``sendfile`` (paths, real
+files, spools), or locked seek+read (any other seekable object).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import mimetypes
+import os
+import stat
+import threading
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiofiles.base
+import anyio
+
+from ._buffers import CHUNK, call_in_thread, pread_into
+from ._checksum import Sha256
+from ._spool import spool_async, spool_sync
+
+DEFAULT_NAME = "upload.bin"
+
+
+class MissingSourceError(FileNotFoundError, ValueError):
+    """The path to upload does not exist (both a FileNotFoundError and a ValueError)."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A validated, not yet opened source."""
+
+    origin: Any
+    kind: str  # "path" | "memory" | "fileobj" | "aiofile" | "aiter"
+    name: str
+    content_type: str | None
+    size: int | None  # None: known only once opened (spooled or seek/tell of an aiofile)
+
+    def open(self) -> Any:
+        """``async with spec.open() as reader`` (see :class:`Reader`)."""
+        return _open(self)
+
+
+def describe(
+    source: Any,
+    *,
+    name: str | None = None,
+    content_type: str | None = None,
+    size: int | None = None,
+) -> SourceSpec:
+    """Validate ``source`` and the naming options; raises TypeError/ValueError, no I/O
+    beyond ``stat``."""
+    if name is not None:
+        _check_text(name, "name")
+    if content_type is not None:
+        _check_text(content_type, "content_type")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size is not None and size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    kind, known, default_name = _classify(source)
+    if size is not None and known is not None and size != known:
+        raise ValueError(f"size={size} does not match the source's {known} bytes")
+    final_name = name or default_name
+    ctype = content_type or mimetypes.guess_type(final_name, strict=False)[0]
+    return SourceSpec(source, kind, final_name, ctype, known if known is not None else size)
+
+
+def _check_text(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty")
+
+
+def _classify(source: Any) -> tuple[str, int | None, str]:
+    if isinstance(source, bool) or source is None or isinstance(source, (int, float)):
+        raise TypeError(f"cannot upload a {type(source).__name__}: pass a path, bytes or a file")
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not path:
+            raise ValueError("the path to upload is empty")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise MissingSourceError(2, "no such file to upload", path) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ValueError(f"{path!r} is a directory: use files.upload_many to upload a tree")
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path!r} is not a regular file")
+        return "path", st.st_size, os.path.basename(path) or DEFAULT_NAME
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        view = memoryview(source)
+        if not view.c_contiguous:
+            raise ValueError("memoryview sources must be C-contiguous")
+        return "memory", view.nbytes, DEFAULT_NAME
+    if isinstance(source, io.TextIOBase):
+        raise TypeError("the file is open in text mode: open it with 'rb'")
+    if isinstance(source, aiofiles.base.AsyncBase):
+        if "b" not in str(getattr(source, "mode", "b")):
+            raise TypeError("the aiofiles file is open in text mode: open it with 'rb'")
+        return "aiofile", None, _name_of(source)
+    if isinstance(source, io.BytesIO):
+        return "memory", len(source.getbuffer()) - source.tell(), DEFAULT_NAME
+    if hasattr(source, "read") and callable(source.read):
+        return "fileobj", _fileobj_size(source), _name_of(source)
+    if isinstance(source, AsyncIterable):
+        return "aiter", None, DEFAULT_NAME
+    raise TypeError(
+        f"cannot upload a {type(source).__name__}: pass a path, bytes-like object, binary "
+        "file object, aiofiles file or async iterable of bytes"
+    )
+
+
+def _name_of(fobj: Any) -> str:
+    name = getattr(fobj, "name", None)
+    if isinstance(name, (str, os.PathLike)):
+        base = os.path.basename(os.fspath(name))
+        if isinstance(base, str) and base:
+            return base
+    return DEFAULT_NAME
+
+
+def _fileobj_size(fobj: Any) -> int | None:
+    """Bytes from the current position to the end, or None when not seekable."""
+    if getattr(fobj, "closed", False):
+        raise ValueError("the file object is closed")
+    mode = getattr(fobj, "mode", "b")
+    if isinstance(mode, str) and "b" not in mode and "r" in mode:
+        raise TypeError("the file is open in text mode: open it with 'rb'")
+    readable = getattr(fobj, "readable", None)
+    if callable(readable) and not readable():
+        raise ValueError("the file object is not readable")
+    seekable = getattr(fobj, "seekable", None)
+    if not (callable(seekable) and seekable()):
+        return None
+    start = fobj.tell()
+    end = fobj.seek(0, io.SEEK_END)
+    fobj.seek(start)
+    return max(0, int(end) - int(start))
+
+
+class Reader:
+    """Positional access to an opened source's bytes (offsets relative to its start)."""
+
+    size: int = 0
+    view: memoryview | None = None
+    """The whole content, when it is in memory (zero-copy slices)."""
+    fd: int | None = None
+    """A descriptor for positional reads (``base`` + offset)."""
+    base: int = 0
+    sendfile: Any = None
+    """An object for ``loop.sendfile`` when we own ``fd`` (its position is ours to move)."""
+    sequential: bool = False
+    """True for streams: parts must be read once, in order, with :meth:`read_next`."""
+    sha256: str | None = None
+    """Digest computed while spooling, if any."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._idle: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        """A request body starts using the reader (closing waits for it)."""
+        self._users += 1
+
+    def leave(self) -> None:
+        self._users -= 1
+        if self._users == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self, limit: float = 10.0) -> None:
+        """Before closing: wait (shielded, bounded) until no request body still reads.
+
+        aiohttp writes bodies from its own task, which can outlive a cancelled caller by
+        a loop iteration or two."""
+        if self._users == 0:
+            return
+        self._idle = asyncio.Event()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
+            await self._idle.wait()
+
+    async def readinto(self, offset: int, out: memoryview) -> int:
+        """Fill ``out`` from ``offset``; returns bytes read (short only at the end)."""
+        if self.view is not None:
+            n = min(len(out), max(0, self.size - offset))
+            out[:n] = self.view[offset : offset + n]
+            return n
+        if self.fd is not None:
+            n = await call_in_thread(pread_into, self.fd, out, self.base + offset)
+            return int(n)
+        return await self._readinto_generic(offset, out)
+
+    async def _readinto_generic(self, offset: int, out: memoryview) -> int:
+        raise NotImplementedError
+
+    async def read_next(self, out: memoryview) -> int:
+        """Sequential sources only: the next ``len(out)`` bytes."""
+        raise NotImplementedError
+
+    def digest(self) -> str | None:
+        """The SHA-256 computed while reading, when the reader computes one."""
+        return self.sha256
+
+
+class _FdHandle:
+    """What ``loop.sendfile`` needs of a file: a descriptor we own (it moves its offset)."""
+
+    mode = "rb"
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return os.lseek(self._fd, offset, whence)
+
+
+class _SyncFileReader(Reader):
+    """A seekable file object without a usable descriptor: seek+readinto under a lock."""
+
+    def __init__(self, fobj: Any, start: int, size: int) -> None:
+        super().__init__()
+        self._fobj = fobj
+        self.base = start
+        self.size = size
+
+    def _read_at(self, offset: int, out: memoryview) -> int:
+        with self._lock:
+            self._fobj.seek(self.base + offset)
+            total = 0
+            while total < len(out):
+                if hasattr(self._fobj, "readinto"):
+                    n = self._fobj.readinto(out[total:])
+                else:
+                    data = self._fobj.read(len(out) - total)
+                    n = len(data)
+                    out[total : total + n] = data
+                if not n:
+                    break
+                total += n
+            return total
+
+    async def _readinto_generic(self, offset: int, out: memoryview) -> int:
+        return int(await call_in_thread(self._read_at, offset, out))
+
+
+class _AioFileReader(Reader):
+    """An aiofiles file without a usable descriptor: awaited seek+read under a lock."""
+
+    def __init__(self, afile: Any, start: int, size: int) -> None:
+        super().__init__()
+        self._afile = afile
+        self._alock = anyio.Lock()
+        self.base = start
+        self.size = size
+
+    async def _readinto_generic(self, offset: int, out: memoryview) -> int:
+        async with self._alock:
+            await self._afile.seek(self.base + offset)
+            total = 0
+            while total < len(out):
+                data = await self._afile.read(len(out) - total)
+                if not data:
+                    break
+                out[total : total + len(data)] = data
+                total += len(data)
+            return total
+
+
+class _StreamReader(Reader):
+    """An async iterable of known size, read once in order (multipart parts)."""
+
+    sequential = True
+
+    def __init__(self, it: AsyncIterator[Any], size: int, hasher: Sha256 | None) -> None:
+        super().__init__()
+        self._it = it
+        self.size = size
+        self._pending = memoryview(b"")
+        self._pos = 0
+        self._hasher = hasher
+
+    async def read_next(self, out: memoryview) -> int:
+        filled = 0
+        while filled < len(out):
+            if not self._pending:
+                try:
+                    chunk = await self._it.__anext__()
+                except StopAsyncIteration:
+                    break
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"the async iterable yielded a {type(chunk).__name__}")
+                self._pending = memoryview(chunk).cast("B")
+            take = min(len(out) - filled, len(self._pending))
+            out[filled : filled + take] = self._pending[:take]
+            self._pending = self._pending[take:]
+            filled += take
+        self._pos += filled
+        if self._hasher is not None and filled:
+            await self._hasher.update_async(out[:filled])
+        if filled < len(out) or self._pos > self.size:
+            raise ValueError(f"the stream ended after {self._pos} bytes but size={self.size}")
+        if self._pos == self.size:
+            await self._expect_end()
+        return filled
+
+    async def _expect_end(self) -> None:
+        if self._pending:
+            raise ValueError(f"the stream is longer than size={self.size}")
+        async for extra in self._it:
+            if extra:
+                raise ValueError(f"the stream is longer than size={self.size}")
+
+    def digest(self) -> str | None:
+        return None if self._hasher is None else self._hasher.hexdigest()
+
+
+def _memory_reader(view: memoryview) -> Reader:
+    reader = Reader()
+    reader.view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+    reader.size = reader.view.nbytes
+    return reader
+
+
+def _fd_reader(fd: int, size: int, *, base: int = 0, owned: bool) -> Reader:
+    reader = Reader()
+    reader.fd = fd
+    reader.base = base
+    reader.size = size
+    reader.sendfile = _FdHandle(fd) if owned else None
+    return reader
+
+
+def _usable_fd(fobj: Any) -> int | None:
+    try:
+        fd = fobj.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if not isinstance(fd, int):
+        return None
+    try:
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+
+
+@asynccontextmanager
+async def _open(spec: SourceSpec) -> AsyncIterator[Reader]:
+    async with _open_kind(spec) as reader:
+        try:
+            yield reader
+        finally:
+            await reader.wait_idle()
+
+
+@asynccontextmanager
+async def _open_kind(spec: SourceSpec) -> AsyncIterator[Reader]:
+    src = spec.origin
+    if spec.kind == "path":
+        fd = os.open(os.fspath(src), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if spec.size is not None and size != spec.size:
+                raise ValueError(f"{src!r} changed size ({spec.size} -> {size} bytes)")
+            yield _fd_reader(fd, size, owned=True)
+        finally:
+            os.close(fd)
+    elif spec.kind == "memory":
+        view = src.getbuffer() if isinstance(src, io.BytesIO) else memoryview(src)
+        try:
+            start = src.tell() if isinstance(src, io.BytesIO) else 0
+            yield _memory_reader(view[start:])
+        finally:
+            view.release()
+    elif spec.kind == "fileobj":
+        async with _open_fileobj(spec) as reader:
+            yield reader
+    elif spec.kind == "aiofile":
+        async with _open_aiofile(spec) as reader:
+            yield reader
+    else:
+        async with _open_aiter(spec) as reader:
+            yield reader
+
+
+@asynccontextmanager
+async def _open_fileobj(spec: SourceSpec) -> AsyncIterator[Reader]:
+    fobj = spec.origin
+    if spec.size is None:  # not seekable: spool with bounded memory
+        async with spool_sync(fobj, None) as (data, digest):
+            yield _spooled(data, digest)
+        return
+    start = int(fobj.tell())
+    fd = _usable_fd(fobj)
+    if fd is not None:
+        # Flush a writer's buffer so positional reads see the bytes (harmless for readers).
+        flush = getattr(fobj, "flush", None)
+        if callable(flush) and getattr(fobj, "writable", lambda: False)():
+            flush()
+        yield _fd_reader(fd, spec.size, base=start, owned=False)
+    else:
+        yield _SyncFileReader(fobj, start, spec.size)
+
+
+@asynccontextmanager
+async def _open_aiofile(spec: SourceSpec) -> AsyncIterator[Reader]:
+    afile = spec.origin
+    if not await afile.seekable():
+        async with spool_async(_aiofile_chunks(afile), spec.size) as (data, digest):
+            yield _spooled(data, digest)
+        return
+    start = int(await afile.tell())
+    end = int(await afile.seek(0, io.SEEK_END))
+    await afile.seek(start)
+    size = max(0, end - start)
+    if spec.size is not None and spec.size != size:
+        raise ValueError(f"size={spec.size} does not match the file's {size} bytes")
+    fd = _usable_fd(afile)
+    yield (
+        _fd_reader(fd, size, base=start, owned=False)
+        if fd is not None
+        else _AioFileReader(afile, start, size)
+    )
+
+
+async def _aiofile_chunks(afile: Any) -> AsyncIterator[bytes]:
+    while chunk := await afile.read(CHUNK):
+        yield chunk
+
+
+@asynccontextmanager
+async def _open_aiter(spec: SourceSpec) -> AsyncIterator[Reader]:
+    iterator = spec.origin.__aiter__()
+    try:
+        if spec.size is None:
+            async with spool_async(iterator, None) as (data, digest):
+                yield _spooled(data, digest)
+        else:
+            yield _StreamReader(iterator, spec.size, Sha256())
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _spooled(data: memoryview | int, digest: str) -> Reader:
+    if isinstance(data, memoryview):
+        reader = _memory_reader(data)
+    else:
+        reader = _fd_reader(data, os.fstat(data).st_size, owned=True)
+    reader.sha256 = digest
+    return reader
+
+
+@asynccontextmanager
+async def materialize(reader: Reader) -> AsyncIterator[Reader]:
+    """A positional reader over a sequential one (single PUTs are retried by re-reading)."""
+    if not reader.sequential:
+        yield reader
+        return
+    assert isinstance(reader, _StreamReader)
+
+    async def chunks() -> AsyncIterator[memoryview]:
+        buf = bytearray(min(CHUNK, max(reader.size, 1)))
+        done = 0
+        while done < reader.size:
+            n = await reader.read_next(memoryview(buf)[: min(len(buf), reader.size - done)])
+            done += n
+            yield memoryview(buf)[:n]
+        if reader.size == 0:
+            await reader._expect_end()
+
+    async with spool_async(chunks(), reader.size, hash_it=False) as (data, _):
+        positional = _spooled(data, reader.digest() or "")
+        positional.sha256 = reader.digest()
+        yield positional
+
+
+def path_of(source: Any) -> Path | None:
+    """The filesystem path of a path source (for labels), else None."""
+    return Path(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None

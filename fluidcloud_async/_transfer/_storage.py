@@ -1,0 +1,264 @@
+"""One presigned storage request, its S3 error parsing, and the per-part retry loop.
+
+Storage URLs are credentials: they go out exactly as issued (``encoded=True``, so aiohttp
+does not re-quote the signature), never carry the API key (the shared session has no
+default auth), and appear in logs and errors only through :func:`redact_url`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from .._exceptions import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeoutError,
+    BadRequestError,
+    NotFoundError,
+    PermissionError,
+    RateLimitError,
+    ServerError,
+)
+from .._redact import redact_url
+from .._retry import MAX_RETRY_AFTER, ConnectFailed, Sleep, parse_retry_after, retry_wait
+
+logger = logging.getLogger("fluidcloud_async")
+
+#: HTTP statuses worth another attempt (the request had no lasting effect).
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: S3 error codes worth another attempt whatever their status (S3 answers 400 for some).
+RETRYABLE_CODES = frozenset(
+    {"RequestTimeout", "IncompleteBody", "SlowDown", "InternalError", "ServiceUnavailable"}
+)
+#: Largest storage error body read (S3 XML errors are a few hundred bytes).
+MAX_ERROR_BODY = 64 * 1024
+#: Local clock allowance before a URL is declared expired without asking the server.
+EXPIRY_GRACE = 300.0
+
+_XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
+
+
+class ExpiredUrlError(PermissionError):
+    """The presigned URL has expired (S3: 403 AccessDenied "Request has expired")."""
+
+
+@dataclass(frozen=True)
+class StoragePolicy:
+    """Retry and timeout settings of storage requests."""
+
+    attempts: int = 4
+    sleep: Sleep | None = None
+    connect_timeout: float = 30.0
+    read_timeout: float = 300.0
+    """Longest wait for the answer after a body, or for the next bytes of a GET."""
+    stall_timeout: float = 300.0
+    """Longest time one chunk of a request body may wait for the socket."""
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+        )
+
+
+class Body(Protocol):
+    """What the retry loop needs of a request payload (see ``_body``)."""
+
+    sent: int
+    error: BaseException | None
+
+    async def rollback(self) -> None: ...
+
+
+def url_expiry(url: str) -> float | None:
+    """When a presigned URL expires (epoch seconds), from X-Amz-Date + X-Amz-Expires."""
+    query = parse_qs(urlsplit(url).query)
+    try:
+        issued = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ")
+        ttl = int(query["X-Amz-Expires"][0])
+    except (KeyError, IndexError, ValueError):
+        return None
+    return issued.replace(tzinfo=timezone.utc).timestamp() + ttl
+
+
+def check_not_expired(url: str, *, now: Callable[[], float] = time.time) -> None:
+    """Raise :class:`ExpiredUrlError` when the URL is past its expiry by our own clock
+    (with :data:`EXPIRY_GRACE` for clock skew; the server's 403 is authoritative)."""
+    expires = url_expiry(url)
+    if expires is not None and now() > expires + EXPIRY_GRACE:
+        raise ExpiredUrlError(
+            f"the presigned URL expired at {datetime.fromtimestamp(expires, timezone.utc):%c} UTC",
+            status=403,
+            code="AccessDenied",
+            method="PUT",
+            url=redact_url(url),
+        )
+
+
+def parse_s3_error(body: bytes) -> tuple[str | None, str | None]:
+    """``(Code, Message)`` of an S3 XML error body (either may be None)."""
+    fields = dict(_XML_FIELD.findall(body.decode("utf-8", "replace")))
+    return fields.get("Code"), fields.get("Message")
+
+
+def storage_error(
+    status: int, body: bytes, method: str, url: str, headers: Mapping[str, str]
+) -> ApiError:
+    """The typed error of a storage answer ``status`` with S3 XML ``body``."""
+    code, message = parse_s3_error(body)
+    safe_url = redact_url(url)
+    text = f"storage {method} answered {status}" + (f" {code}" if code else "")
+    text += f": {message}" if message else ""
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "detail": message,
+        "code": code,
+        "method": method,
+        "url": safe_url,
+        "headers": headers,
+    }
+    if status == 403 and _looks_expired(code, message, url):
+        return ExpiredUrlError(text, **kwargs)
+    if status == 429:
+        return RateLimitError(text, retry_after=parse_retry_after(headers), **kwargs)
+    if status >= 500:
+        return ServerError(text, **kwargs)
+    cls = {400: BadRequestError, 403: PermissionError, 404: NotFoundError}.get(status, ApiError)
+    return cls(text, **kwargs)
+
+
+def _looks_expired(code: str | None, message: str | None, url: str) -> bool:
+    if message and "expired" in message.lower():
+        return True
+    expires = url_expiry(url)
+    return code == "AccessDenied" and expires is not None and time.time() > expires
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed storage request may be sent again."""
+    if isinstance(exc, ExpiredUrlError):
+        return False
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
+    if isinstance(exc, ApiConnectionError):
+        return True
+    if isinstance(exc, ApiError):
+        return exc.status in RETRYABLE_STATUSES or exc.code in RETRYABLE_CODES
+    return False
+
+
+def connection_error(exc: BaseException, method: str, url: str) -> ApiConnectionError:
+    """The typed error of a request that got no answer."""
+    safe_url = redact_url(url)
+    if isinstance(exc, TimeoutError):
+        return ApiTimeoutError(f"storage {method} timed out", method=method, url=safe_url)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectFailed(
+            f"cannot connect to storage: {exc.os_error}", method=method, url=safe_url
+        )
+    return ApiConnectionError(
+        f"storage {method} failed: {type(exc).__name__}: {exc}", method=method, url=safe_url
+    )
+
+
+async def put_once(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: Any,
+    *,
+    length: int,
+    content_type: str | None,
+    policy: StoragePolicy,
+) -> str | None:
+    """One PUT of ``body`` (``length`` bytes); the answer's ETag, verbatim.
+
+    The Content-Type header is exactly ``content_type``, or absent when it is None (aiohttp
+    would otherwise add ``application/octet-stream``, which breaks the signature).
+    """
+    headers = {"Content-Length": str(length)}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    skip = () if content_type is not None else ("Content-Type",)
+    try:
+        async with session.put(
+            URL(url, encoded=True),
+            data=body,
+            headers=headers,
+            skip_auto_headers=skip,
+            timeout=policy.client_timeout(),
+            allow_redirects=False,
+        ) as resp:
+            payload = await resp.content.read(MAX_ERROR_BODY)
+            if 200 <= resp.status < 300:
+                etag: str | None = resp.headers.get("ETag")
+                return etag
+            raise storage_error(resp.status, payload, "PUT", url, resp.headers)
+    except ApiError:
+        raise
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise connection_error(exc, "PUT", url) from exc
+
+
+async def put_with_retries(
+    session: aiohttp.ClientSession,
+    url: str,
+    make_body: Callable[[], Any],
+    *,
+    length: int,
+    content_type: str | None,
+    policy: StoragePolicy,
+    label: str,
+) -> str | None:
+    """PUT with bounded retries (backoff with jitter, Retry-After honoured); each attempt
+    gets a fresh body that re-reads the source, and rolls its progress back on failure."""
+    attempt = 0
+    while True:
+        attempt += 1
+        check_not_expired(url)
+        body = make_body()
+        try:
+            return await put_once(
+                session, url, body, length=length, content_type=content_type, policy=policy
+            )
+        except ApiError as exc:
+            failure: BaseException = exc
+        except ApiConnectionError as exc:
+            failure = exc
+        await body.rollback()
+        if body.error is not None:  # the source itself failed: re-sending cannot help
+            raise body.error from failure
+        if not is_transient(failure) or attempt >= policy.attempts:
+            raise failure
+        delay = retry_wait(failure, attempt)
+        logger.info(
+            "retrying storage PUT %s after %s (attempt %d, sleeping %.2fs)",
+            label,
+            _reason(failure),
+            attempt,
+            delay,
+        )
+        await _sleep(policy, delay)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return f"HTTP {exc.status}" + (f" {exc.code}" if exc.code else "")
+    return type(exc).__name__
+
+
+async def _sleep(policy: StoragePolicy, delay: float) -> None:
+    if policy.sleep is not None:
+        await policy.sleep(delay)
+    else:
+        import anyio
+
+        await anyio.sleep(delay)

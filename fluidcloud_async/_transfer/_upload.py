@@ -1,0 +1,243 @@
+"""One file: initiate -> PUT the part(s) -> complete -> verify -> (wait for clean, link).
+
+``/complete`` is called only when every part has an ETag; a part that fails for good, an
+expired URL or a cancellation leaves the reserved upload uncompleted (the API has no abort
+endpoint, see the README's choice 9), and the error says which upload it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from .._exceptions import (
+    ApiResponseError,
+    ChecksumMismatchError,
+    UploadError,
+    UploadExpiredError,
+)
+from .._models import File, UploadTicket
+from ._body import FileBody, MemoryBody
+from ._checksum import digest_of
+from ._plan import Part, plan
+from ._progress import Progress, ProgressCallback
+from ._scheduler import PartsFailed, SlotPool, run_parts
+from ._sources import Reader, SourceSpec, materialize
+from ._storage import ExpiredUrlError, StoragePolicy, put_with_retries
+
+if TYPE_CHECKING:
+    from .._client import AsyncFluidCloud
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """Everything ``files.upload`` takes besides the source (validated by the caller)."""
+
+    space_id: str
+    folder_id: str | None = None
+    client_key: str | None = None
+    public: bool = False
+    checksum: bool = True
+    wait_until_clean: bool = False
+    clean_timeout: float | None = 300.0
+    progress: ProgressCallback | None = None
+    use_sendfile: bool = True
+
+
+def storage_policy(client: AsyncFluidCloud) -> StoragePolicy:
+    """Storage retries and timeouts derived from the client's settings."""
+    options = client._transport.options
+    return StoragePolicy(
+        attempts=options.max_retries + 1,
+        sleep=options.sleep,
+        read_timeout=options.timeout,
+        stall_timeout=options.timeout,
+    )
+
+
+async def upload_file(
+    client: AsyncFluidCloud,
+    spec: SourceSpec,
+    options: UploadOptions,
+    *,
+    pool: SlotPool,
+    parent_progress: Progress | None = None,
+) -> File:
+    """Upload one validated source through ``pool`` and return the completed file."""
+    async with spec.open() as reader:
+        if parent_progress is not None and spec.size is None:
+            parent_progress.total += reader.size  # learned only now (spooled, aiofile)
+        ticket = await client.uploads.initiate(
+            original_name=spec.name,
+            size=reader.size,
+            space_id=options.space_id,
+            content_type=spec.content_type,
+            folder_id=options.folder_id,
+        )
+        progress = Progress(options.progress, reader.size, parent=parent_progress)
+        async with _positional_if_single(reader, ticket) as source:
+            etags, sha = await _send(client, source, ticket, options, pool, progress)
+        await progress.finish()
+    # A cancel that arrived while the last part finished is honoured before /complete.
+    await anyio.lowlevel.checkpoint()
+    parts = None
+    if ticket.is_multipart:
+        parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+    file = await client.uploads.complete(
+        file_id=ticket.file_id,
+        key=ticket.key,
+        original_name=spec.name,
+        size=reader.size,
+        space_id=options.space_id,
+        upload_id=ticket.upload_id if ticket.is_multipart else None,
+        parts=parts,
+        mime=ticket.content_type or spec.content_type,
+        sha256=sha,
+        folder_id=options.folder_id,
+        client_key=options.client_key,
+    )
+    _verify(file, reader.size, sha, ticket)
+    if options.wait_until_clean or options.public:
+        file = await client.files.wait_until_clean(file.id, timeout=options.clean_timeout)
+    if options.public:
+        link = await client.files.public_url(file.id)
+        file.public_url = link.url
+    return file
+
+
+@asynccontextmanager
+async def _positional_if_single(reader: Reader, ticket: UploadTicket) -> AsyncIterator[Reader]:
+    # A single PUT of a stream is spooled so a failed attempt can be re-sent; multipart
+    # streams keep each in-flight part in memory instead (bounded by the slots).
+    if ticket.is_multipart:
+        yield reader
+    else:
+        async with materialize(reader) as positional:
+            yield positional
+
+
+async def _send(
+    client: AsyncFluidCloud,
+    reader: Reader,
+    ticket: UploadTicket,
+    options: UploadOptions,
+    pool: SlotPool,
+    progress: Progress,
+) -> tuple[dict[int, str], str | None]:
+    """PUT every part (and hash concurrently); returns (ETags by part number, sha256)."""
+    parts = plan(ticket, reader.size)
+    policy = storage_policy(client)
+    session = client._transport.session
+    content_type = None if ticket.is_multipart else ticket.content_type
+    digest: list[str] = []
+
+    async def send(part: Part, prepared: Any) -> str:
+        def make_body() -> Any:
+            if prepared is not None:
+                return MemoryBody(prepared, progress, policy.stall_timeout)
+            return FileBody(
+                reader,
+                part.offset,
+                part.length,
+                pool=pool.buffers,
+                progress=progress,
+                stall_timeout=policy.stall_timeout,
+                use_sendfile=options.use_sendfile,
+            )
+
+        label = f"part {part.number}" if ticket.is_multipart else "object"
+        etag = await put_with_retries(
+            session,
+            part.url,
+            make_body,
+            length=part.length,
+            content_type=content_type,
+            policy=policy,
+            label=label,
+        )
+        if ticket.is_multipart and not etag:
+            raise ApiResponseError(
+                f"storage answered part {part.number} without an ETag", status=200, method="PUT"
+            )
+        return etag or ""
+
+    async def prepare(part: Part) -> memoryview:
+        buf = memoryview(bytearray(part.length))
+        await reader.read_next(buf)
+        return buf
+
+    hash_errors: list[Exception] = []
+    failed: PartsFailed | None = None
+    etags: dict[int, str] = {}
+
+    async def hash_all() -> None:
+        try:
+            digest.append(await digest_of(reader))
+        except Exception as exc:  # e.g. the file shrank: the upload must not complete
+            hash_errors.append(exc)
+            tg.cancel_scope.cancel()
+
+    # Children record their errors instead of raising them, so what propagates is a
+    # plain exception (anyio wraps anything raised inside a task group in a group).
+    async with anyio.create_task_group() as tg:
+        if options.checksum and not reader.sequential:
+            tg.start_soon(hash_all)
+        try:
+            etags = await run_parts(
+                parts, send, pool, prepare=prepare if reader.sequential else None
+            )
+        except PartsFailed as exc:
+            failed = exc
+            tg.cancel_scope.cancel()
+    if failed is not None:
+        raise _upload_error(ticket, failed) from failed.first
+    if hash_errors:
+        cause = hash_errors[0]
+        raise UploadError(
+            f"upload {ticket.file_id} failed: {cause}", file_id=ticket.file_id, cause=cause
+        ) from cause
+    sha: str | None = None
+    if options.checksum:
+        sha = digest[0] if digest else reader.digest()
+    return etags, sha
+
+
+def _upload_error(ticket: UploadTicket, failed: PartsFailed) -> UploadError:
+    cause = failed.first
+    numbers = sorted(n for n in failed.failures if n > 0)
+    where = f"part(s) {', '.join(map(str, numbers))}" if numbers else "the PUT"
+    common: dict[str, Any] = {
+        "file_id": ticket.file_id,
+        "upload_id": ticket.upload_id,
+        "failed_parts": numbers,
+        "cause": cause,
+    }
+    if isinstance(cause, ExpiredUrlError):
+        return UploadExpiredError(
+            f"upload {ticket.file_id}: the presigned URL of {where} expired; the API cannot "
+            "re-sign URLs, so start a new upload (nothing was completed)",
+            **common,
+        )
+    return UploadError(
+        f"upload {ticket.file_id}: {where} failed ({cause}); /uploads/complete was not called",
+        **common,
+    )
+
+
+def _verify(file: File, size: int, sha: str | None, ticket: UploadTicket) -> None:
+    problems = []
+    if file.size is not None and file.size != size:
+        problems.append(f"size {file.size} != {size} sent")
+    if sha is not None and file.sha256 and file.sha256.lower() != sha:
+        problems.append(f"sha256 {file.sha256} != {sha} sent")
+    if problems:
+        raise ChecksumMismatchError(
+            f"file {file.id} does not match the uploaded bytes: {'; '.join(problems)}",
+            file_id=file.id,
+            upload_id=ticket.upload_id,
+        )

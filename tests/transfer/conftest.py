@@ -1,0 +1,83 @@
+"""Fixtures of the transfer-engine tests: an emulator with small parts, a client, a space."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from fluidcloud_async import AsyncFluidCloud, Space
+from fluidcloud_async.emulator import Emulator, EmulatorConfig
+
+MiB = 1024 * 1024
+#: Small parts so modest files exercise many parts.
+PART = 1 * MiB
+THRESHOLD = 2 * MiB
+
+
+class NoSleep:
+    """Retry sleeps recorded and shortened, so fault tests stay fast."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        import anyio
+
+        self.calls.append(seconds)
+        await anyio.sleep(min(seconds, 0.01))
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(multipart_threshold=THRESHOLD, part_size=PART, scan_delay=0.01)
+
+
+@pytest.fixture
+async def emu(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
+    async with Emulator(emulator_config) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def sleeps() -> NoSleep:
+    return NoSleep()
+
+
+@pytest.fixture
+async def fc(emu: Emulator, sleeps: NoSleep) -> AsyncIterator[AsyncFluidCloud]:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, _sleep=sleeps) as client:
+        yield client
+
+
+@pytest.fixture
+async def space(fc: AsyncFluidCloud) -> Space:
+    return await fc.spaces.create("transfer")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def random_bytes(n: int, seed: int = 0) -> bytes:
+    """Deterministic pseudo-random bytes (fast: repeats a random 64 KiB block, shifted)."""
+    block = hashlib.shake_256(str(seed).encode()).digest(65536)
+    reps = -(-n // len(block)) + 1
+    data = (block * reps)[seed % 4096 : seed % 4096 + n]
+    return data if len(data) == n else os.urandom(n)
+
+
+async def download_bytes(fc: AsyncFluidCloud, file_id: str) -> bytes:
+    """The stored bytes through a presigned GET (independent of files.download)."""
+    url = await fc.files.download_url(file_id)
+    async with fc.session.get(url) as resp:
+        assert resp.status == 200
+        return await resp.read()
