@@ -181,6 +181,7 @@ class Emulator:
     # -- accessors -----------------------------------------------------------------------
     @property
     def ctx(self) -> Context:
+        """Internal state (database, store, signer...) for white-box tests."""
         if self._ctx is None:
             raise RuntimeError("the emulator is not running")
         return self._ctx
@@ -197,6 +198,7 @@ class Emulator:
 
     @property
     def faults(self) -> Faults:
+        """The live fault knobs (``config.faults``)."""
         return self.config.faults
 
     # -- test helpers --------------------------------------------------------------------

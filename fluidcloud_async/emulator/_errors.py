@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -150,8 +151,6 @@ async def read_json(request: web.Request) -> object:
 
 
 def _loads(text: str) -> object:
-    import json
-
     if not text.strip():
         raise ValueError("empty body")
     return json.loads(text)
