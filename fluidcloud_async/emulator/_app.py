@@ -72,7 +72,9 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise ApiError(faults.fail_next_api_status, "injected fault")
     if faults.take("rate_limit_next_api_requests") or faults.roll(faults.api_429_rate):
         ctx.stats.faults["api_429"] += 1
-        raise ApiError(429, "rate limited (injected)", ctx.limiter.headers(faults.retry_after))
+        wait = faults.retry_after
+        headers = ctx.limiter.headers(wait, exact=wait != int(wait))
+        raise ApiError(429, "rate limited (injected)", headers)
     if faults.roll(faults.api_error_rate):
         ctx.stats.faults["api_error"] += 1
         raise ApiError(faults.choice((500, 502, 503)), "injected fault")

@@ -47,9 +47,10 @@ class RateLimiter:
             log.append(now)
         return None
 
-    def headers(self, wait: float) -> dict[str, str]:
-        """``Retry-After`` in whole seconds (at least 1); ``retry-after-ms`` when scaled."""
+    def headers(self, wait: float, *, exact: bool = False) -> dict[str, str]:
+        """``Retry-After`` in whole seconds (at least 1); also ``retry-after-ms`` when the
+        time is scaled or ``exact`` asks for it (a fractional injected value)."""
         headers = {"Retry-After": str(max(1, math.ceil(wait)))}
-        if self.time_scale != 1.0:
+        if exact or self.time_scale != 1.0:
             headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
         return headers

@@ -30,9 +30,14 @@ async def test_injected_429_has_retry_after(api: Api, emu: Emulator) -> None:
     status, body, headers = await api.call("GET", "/quota")
     assert status == 429
     assert headers["Retry-After"] == "3"
+    assert "retry-after-ms" not in headers
     assert "detail" in body
     assert emu.stats.rate_limited == 1
     assert (await api.call("GET", "/quota"))[0] == 200
+    emu.faults.rate_limit_next_api_requests = 1
+    emu.faults.retry_after = 0.25
+    status, _, headers = await api.call("GET", "/quota")
+    assert (status, headers["Retry-After"], headers["retry-after-ms"]) == (429, "1", "250")
 
 
 async def test_probabilistic_faults_are_seeded() -> None:
