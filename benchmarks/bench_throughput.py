@@ -1,0 +1,238 @@
+"""Group 1: multipart throughput over loopback, against the ceiling and the baselines.
+
+A generated file (1 GiB, 16 MiB parts) goes to the discarding sink (``_sink``, its own
+process). In every repetition, in rotated order: raw TCP ``sendfile`` (the ceiling), curl
+``--parallel``, sequential httpx, naive aiohttp gather, and ``fluidcloud_async`` at several
+concurrencies with the checksum on and off. Ratios are taken within the repetition.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from . import _baselines
+from ._common import Settings, new_space_id, per_run_figures, random_file, summarize_clients
+from ._common import target as make_target
+from ._measure import ClientFailed, GiB, Meter, MiB, rotate, run_command, run_python
+from ._procs import ServerProcess
+
+NAME = "throughput"
+TITLE = "Multipart throughput, loopback, discarding S3-like sink"
+API_KEY = "fck_test_benchmark"
+RAW = "raw TCP (sendfile)"
+CURL = "curl --parallel"
+HTTPX = "httpx sequential"
+NAIVE = "naive gather (aiohttp, bytes)"
+REFERENCE_CONCURRENCY = 8  # the SDK's default, and curl's --parallel-max here
+
+
+def sdk_name(concurrency: int, checksum: bool) -> str:
+    return f"fluidcloud_async c={concurrency} checksum {'on' if checksum else 'off'}"
+
+
+async def sdk_upload(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """``fc.files.upload(path, space_id, max_concurrency=, checksum=)``, unmodified."""
+    from fluidcloud_async import AsyncFluidCloud
+
+    async with AsyncFluidCloud(api_key=args["api_key"], base_url=args["base_url"]) as fc:
+        meter.start()
+        uploaded = await fc.files.upload(
+            args["path"],
+            args["space_id"],
+            max_concurrency=args["concurrency"],
+            checksum=args["checksum"],
+        )
+        meter.stop()
+    if uploaded.size != args["size"]:
+        raise RuntimeError(f"uploaded size {uploaded.size} != {args['size']}")
+    return {"bytes": args["size"]}
+
+
+def _plan(settings: Settings) -> dict[str, Any]:
+    if settings.quick:
+        return {
+            "size": 32 * MiB,
+            "part_size": 4 * MiB,
+            "concurrency": [4],
+            "sockets": 4,
+            "reps": 1,
+        }
+    return {
+        "size": 1 * GiB,
+        "part_size": 16 * MiB,
+        "concurrency": [1, 4, 8, 16],
+        "sockets": 4,
+        "reps": settings.reps,
+    }
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    plan = _plan(settings)
+    size, part_size = plan["size"], plan["part_size"]
+    data_dir = settings.work / NAME
+    path = random_file(data_dir / "payload.bin", size)
+    space_id = new_space_id()
+    config = {"part_size": part_size, "multipart_threshold": part_size}
+    reps: list[dict[str, dict[str, Any]]] = []
+    notes: list[str] = []
+    with ServerProcess("benchmarks._sink:start", config) as sink:
+        origin = sink.info["origin"]
+        api_url = origin + "/api/v1"
+        ticket = _baselines.api_post(
+            api_url,
+            API_KEY,
+            "/uploads/initiate",
+            {"original_name": "payload.bin", "size": size, "space_id": space_id},
+        )
+        parts = _baselines.part_layout(ticket, size)
+        clients: list[tuple[str, str, Any]] = [
+            (RAW, "python", ("benchmarks._ceiling:raw_sendfile", {"sockets": plan["sockets"]}))
+        ]
+        if _baselines.curl_path():
+            part_files = _baselines.split_parts(path, parts, data_dir / "parts")
+            argv = _baselines.curl_argv(
+                parts, part_files, REFERENCE_CONCURRENCY, data_dir / "curl.cfg"
+            )
+            clients.append((CURL, "command", argv))
+        else:
+            notes.append("curl is not installed: no curl column, no ratio to curl.")
+        if _has("httpx"):
+            clients.append((HTTPX, "python", ("benchmarks._baselines:httpx_sequential", {})))
+        else:
+            notes.append("httpx is not installed: no sequential httpx baseline.")
+        naive_args = {"concurrency": REFERENCE_CONCURRENCY}
+        clients.append((NAIVE, "python", ("benchmarks._baselines:naive_gather", naive_args)))
+        for concurrency in plan["concurrency"]:
+            for checksum in (False, True):
+                sdk_args = {
+                    "api_key": API_KEY,
+                    "base_url": origin,
+                    "space_id": space_id,
+                    "concurrency": concurrency,
+                    "checksum": checksum,
+                    "size": size,
+                }
+                clients.append(
+                    (
+                        sdk_name(concurrency, checksum),
+                        "python",
+                        ("benchmarks.bench_throughput:sdk_upload", sdk_args),
+                    )
+                )
+        common = {"path": str(path), "parts": parts}
+        for rep in range(plan["reps"]):
+            settings.say(f"[{NAME}] repetition {rep + 1}/{plan['reps']}")
+            results: dict[str, dict[str, Any]] = {}
+            for name, kind, spec in rotate(clients, rep):
+                results[name] = _one(sink, name, kind, spec, common, size, len(parts))
+                settings.say(f"  {name:45s} {_line(results[name])}")
+            _add_ratios(results)
+            reps.append(results)
+    if not settings.quick:
+        shutil.rmtree(data_dir / "parts", ignore_errors=True)
+    summary = summarize_clients(reps)
+    return {
+        "name": NAME,
+        "title": TITLE,
+        "params": {
+            "size_bytes": size,
+            "part_size": part_size,
+            "parts": len(parts),
+            "reps": plan["reps"],
+            "raw_sockets": plan["sockets"],
+            "curl_parallel_max": REFERENCE_CONCURRENCY,
+            "naive_concurrency": REFERENCE_CONCURRENCY,
+            "sdk_concurrency": plan["concurrency"],
+        },
+        "reps": reps,
+        "summary": summary,
+        "targets": _targets(summary),
+        "notes": notes,
+    }
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _one(
+    sink: ServerProcess,
+    name: str,
+    kind: str,
+    spec: Any,
+    common: dict[str, Any],
+    size: int,
+    nparts: int,
+) -> dict[str, Any]:
+    """One measured client run, checked against the bytes the sink actually received."""
+    before = sink.stats()
+    try:
+        if kind == "command":
+            run = run_command(spec)
+            if not _baselines.curl_ok(run.pop("stdout"), nparts):
+                raise ClientFailed("curl: not every part answered 200")
+        else:
+            target, args = spec
+            run = run_python(target, {**common, **args})
+    except ClientFailed as exc:
+        return {"error": str(exc)[-500:]}
+    after = sink.stats()
+    received = after["body_bytes"] - before["body_bytes"]
+    if received != size:
+        return {"error": f"the sink received {received} bytes, expected {size}"}
+    figures = per_run_figures(run, size)
+    sink_cpu = after["server_cpu_s"] - before["server_cpu_s"]
+    figures["sink_cpu_share"] = sink_cpu / figures["wall_s"] if figures["wall_s"] else None
+    return figures
+
+
+def _line(run: dict[str, Any]) -> str:
+    if run.get("error"):
+        return "ERROR " + run["error"][:200]
+    return (
+        f"{run['mib_s']:8.0f} MiB/s  cpu {run['cpu_s_per_gib']:5.2f} s/GiB  "
+        f"peak {run['peak_rss_mib']:6.0f} MiB  sink {run['sink_cpu_share']:.0%}"
+    )
+
+
+def _add_ratios(results: dict[str, dict[str, Any]]) -> None:
+    raw = results.get(RAW, {}).get("mib_s")
+    curl = results.get(CURL, {}).get("mib_s")
+    for run in results.values():
+        if run.get("error"):
+            continue
+        run["ratio_raw"] = run["mib_s"] / raw if raw else None
+        run["ratio_curl"] = run["mib_s"] / curl if curl else None
+
+
+def _targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    off = summary.get(sdk_name(REFERENCE_CONCURRENCY, False), {})
+    on = summary.get(sdk_name(REFERENCE_CONCURRENCY, True), {})
+
+    def check(value: float | None, bound: float) -> bool | None:
+        return None if value is None else value >= bound
+
+    c = REFERENCE_CONCURRENCY
+    return [
+        make_target(
+            f"checksum off, c={c}: throughput / curl --parallel {c}",
+            ">= 1.0",
+            off.get("ratio_curl"),
+            check(off.get("ratio_curl"), 1.0),
+        ),
+        make_target(
+            f"checksum off, c={c}: throughput / raw TCP",
+            ">= 0.45",
+            off.get("ratio_raw"),
+            check(off.get("ratio_raw"), 0.45),
+        ),
+        make_target(
+            f"checksum on, c={c}: throughput / curl --parallel {c}",
+            ">= 0.8",
+            on.get("ratio_curl"),
+            check(on.get("ratio_curl"), 0.8),
+        ),
+    ]
