@@ -25,7 +25,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from ._buffers import CHUNK, BufferPool, in_thread, pread_into, settle
 from ._progress import Progress
-from ._sources import Reader
+from ._readers import Reader
 
 #: Bytes per ``loop.sendfile`` call: the progress granularity of the zero-copy path.
 SENDFILE_SLICE = 8 << 20
@@ -58,6 +58,8 @@ class _Body(aiohttp.payload.Payload):
     async def write_with_length(
         self, writer: AbstractStreamWriter, content_length: int | None
     ) -> None:
+        if self.sent:  # aiohttp re-sends on a stale keep-alive connection: start over
+            await self.rollback()
         try:
             await self._write(writer)
         except (OSError, aiohttp.ClientError, asyncio.CancelledError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._buffers import call_in_thread, in_thread, pread_into, settle
 
 if TYPE_CHECKING:
-    from ._sources import Reader
+    from ._readers import Reader
 
 #: Updates smaller than this are hashed inline: the thread hop would cost more.
 INLINE_HASH = 256 * 1024

@@ -9,12 +9,10 @@ files, spools), or locked seek+read (any other seekable object).
 
 from __future__ import annotations
 
-import asyncio
 import io
 import mimetypes
 import os
 import stat
-import threading
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,10 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import aiofiles.base
-import anyio
 
-from ._buffers import CHUNK, call_in_thread, pread_into
+from ._buffers import CHUNK
 from ._checksum import Sha256
+from ._readers import (
+    AioFileReader,
+    Reader,
+    StreamReader,
+    SyncFileReader,
+    fd_reader,
+    memory_reader,
+    usable_fd,
+)
 from ._spool import spool_async, spool_sync
 
 DEFAULT_NAME = "upload.bin"
@@ -117,6 +123,14 @@ def _classify(source: Any) -> tuple[str, int | None, str]:
         return "fileobj", _fileobj_size(source), _name_of(source)
     if isinstance(source, AsyncIterable):
         return "aiter", None, DEFAULT_NAME
+    try:  # any other buffer-protocol object (array.array, numpy arrays, mmap...)
+        view = memoryview(source)
+    except TypeError:
+        pass
+    else:
+        if not view.c_contiguous:
+            raise ValueError("buffer sources must be C-contiguous")
+        return "memory", view.nbytes, DEFAULT_NAME
     raise TypeError(
         f"cannot upload a {type(source).__name__}: pass a path, bytes-like object, binary "
         "file object, aiofiles file or async iterable of bytes"
@@ -151,214 +165,6 @@ def _fileobj_size(fobj: Any) -> int | None:
     return max(0, int(end) - int(start))
 
 
-class Reader:
-    """Positional access to an opened source's bytes (offsets relative to its start)."""
-
-    size: int = 0
-    view: memoryview | None = None
-    """The whole content, when it is in memory (zero-copy slices)."""
-    fd: int | None = None
-    """A descriptor for positional reads (``base`` + offset)."""
-    base: int = 0
-    sendfile: Any = None
-    """An object for ``loop.sendfile`` when we own ``fd`` (its position is ours to move)."""
-    sequential: bool = False
-    """True for streams: parts must be read once, in order, with :meth:`read_next`."""
-    sha256: str | None = None
-    """Digest computed while spooling, if any."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._idle: asyncio.Event | None = None
-
-    def enter(self) -> None:
-        """A request body starts using the reader (closing waits for it)."""
-        self._users += 1
-
-    def leave(self) -> None:
-        self._users -= 1
-        if self._users == 0 and self._idle is not None:
-            self._idle.set()
-
-    async def wait_idle(self, limit: float = 10.0) -> None:
-        """Before closing: wait (shielded, bounded) until no request body still reads.
-
-        aiohttp writes bodies from its own task, which can outlive a cancelled caller by
-        a loop iteration or two."""
-        if self._users == 0:
-            return
-        self._idle = asyncio.Event()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(limit):
-            await self._idle.wait()
-
-    async def readinto(self, offset: int, out: memoryview) -> int:
-        """Fill ``out`` from ``offset``; returns bytes read (short only at the end)."""
-        if self.view is not None:
-            n = min(len(out), max(0, self.size - offset))
-            out[:n] = self.view[offset : offset + n]
-            return n
-        if self.fd is not None:
-            n = await call_in_thread(pread_into, self.fd, out, self.base + offset)
-            return int(n)
-        return await self._readinto_generic(offset, out)
-
-    async def _readinto_generic(self, offset: int, out: memoryview) -> int:
-        raise NotImplementedError
-
-    async def read_next(self, out: memoryview) -> int:
-        """Sequential sources only: the next ``len(out)`` bytes."""
-        raise NotImplementedError
-
-    def digest(self) -> str | None:
-        """The SHA-256 computed while reading, when the reader computes one."""
-        return self.sha256
-
-
-class _FdHandle:
-    """What ``loop.sendfile`` needs of a file: a descriptor we own (it moves its offset)."""
-
-    mode = "rb"
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return os.lseek(self._fd, offset, whence)
-
-
-class _SyncFileReader(Reader):
-    """A seekable file object without a usable descriptor: seek+readinto under a lock."""
-
-    def __init__(self, fobj: Any, start: int, size: int) -> None:
-        super().__init__()
-        self._fobj = fobj
-        self.base = start
-        self.size = size
-
-    def _read_at(self, offset: int, out: memoryview) -> int:
-        with self._lock:
-            self._fobj.seek(self.base + offset)
-            total = 0
-            while total < len(out):
-                if hasattr(self._fobj, "readinto"):
-                    n = self._fobj.readinto(out[total:])
-                else:
-                    data = self._fobj.read(len(out) - total)
-                    n = len(data)
-                    out[total : total + n] = data
-                if not n:
-                    break
-                total += n
-            return total
-
-    async def _readinto_generic(self, offset: int, out: memoryview) -> int:
-        return int(await call_in_thread(self._read_at, offset, out))
-
-
-class _AioFileReader(Reader):
-    """An aiofiles file without a usable descriptor: awaited seek+read under a lock."""
-
-    def __init__(self, afile: Any, start: int, size: int) -> None:
-        super().__init__()
-        self._afile = afile
-        self._alock = anyio.Lock()
-        self.base = start
-        self.size = size
-
-    async def _readinto_generic(self, offset: int, out: memoryview) -> int:
-        async with self._alock:
-            await self._afile.seek(self.base + offset)
-            total = 0
-            while total < len(out):
-                data = await self._afile.read(len(out) - total)
-                if not data:
-                    break
-                out[total : total + len(data)] = data
-                total += len(data)
-            return total
-
-
-class _StreamReader(Reader):
-    """An async iterable of known size, read once in order (multipart parts)."""
-
-    sequential = True
-
-    def __init__(self, it: AsyncIterator[Any], size: int, hasher: Sha256 | None) -> None:
-        super().__init__()
-        self._it = it
-        self.size = size
-        self._pending = memoryview(b"")
-        self._pos = 0
-        self._hasher = hasher
-
-    async def read_next(self, out: memoryview) -> int:
-        filled = 0
-        while filled < len(out):
-            if not self._pending:
-                try:
-                    chunk = await self._it.__anext__()
-                except StopAsyncIteration:
-                    break
-                if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise TypeError(f"the async iterable yielded a {type(chunk).__name__}")
-                self._pending = memoryview(chunk).cast("B")
-            take = min(len(out) - filled, len(self._pending))
-            out[filled : filled + take] = self._pending[:take]
-            self._pending = self._pending[take:]
-            filled += take
-        self._pos += filled
-        if self._hasher is not None and filled:
-            await self._hasher.update_async(out[:filled])
-        if filled < len(out) or self._pos > self.size:
-            raise ValueError(f"the stream ended after {self._pos} bytes but size={self.size}")
-        if self._pos == self.size:
-            await self._expect_end()
-        return filled
-
-    async def _expect_end(self) -> None:
-        if self._pending:
-            raise ValueError(f"the stream is longer than size={self.size}")
-        async for extra in self._it:
-            if extra:
-                raise ValueError(f"the stream is longer than size={self.size}")
-
-    def digest(self) -> str | None:
-        return None if self._hasher is None else self._hasher.hexdigest()
-
-
-def _memory_reader(view: memoryview) -> Reader:
-    reader = Reader()
-    reader.view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
-    reader.size = reader.view.nbytes
-    return reader
-
-
-def _fd_reader(fd: int, size: int, *, base: int = 0, owned: bool) -> Reader:
-    reader = Reader()
-    reader.fd = fd
-    reader.base = base
-    reader.size = size
-    reader.sendfile = _FdHandle(fd) if owned else None
-    return reader
-
-
-def _usable_fd(fobj: Any) -> int | None:
-    try:
-        fd = fobj.fileno()
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-    if not isinstance(fd, int):
-        return None
-    try:
-        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-    except OSError:
-        return None
-
-
 @asynccontextmanager
 async def _open(spec: SourceSpec) -> AsyncIterator[Reader]:
     async with _open_kind(spec) as reader:
@@ -377,14 +183,14 @@ async def _open_kind(spec: SourceSpec) -> AsyncIterator[Reader]:
             size = os.fstat(fd).st_size
             if spec.size is not None and size != spec.size:
                 raise ValueError(f"{src!r} changed size ({spec.size} -> {size} bytes)")
-            yield _fd_reader(fd, size, owned=True)
+            yield fd_reader(fd, size, owned=True)
         finally:
             os.close(fd)
     elif spec.kind == "memory":
         view = src.getbuffer() if isinstance(src, io.BytesIO) else memoryview(src)
         try:
             start = src.tell() if isinstance(src, io.BytesIO) else 0
-            yield _memory_reader(view[start:])
+            yield memory_reader(view[start:])
         finally:
             view.release()
     elif spec.kind == "fileobj":
@@ -406,15 +212,15 @@ async def _open_fileobj(spec: SourceSpec) -> AsyncIterator[Reader]:
             yield _spooled(data, digest)
         return
     start = int(fobj.tell())
-    fd = _usable_fd(fobj)
+    fd = usable_fd(fobj)
     if fd is not None:
         # Flush a writer's buffer so positional reads see the bytes (harmless for readers).
         flush = getattr(fobj, "flush", None)
         if callable(flush) and getattr(fobj, "writable", lambda: False)():
             flush()
-        yield _fd_reader(fd, spec.size, base=start, owned=False)
+        yield fd_reader(fd, spec.size, base=start, owned=False)
     else:
-        yield _SyncFileReader(fobj, start, spec.size)
+        yield SyncFileReader(fobj, start, spec.size)
 
 
 @asynccontextmanager
@@ -430,11 +236,11 @@ async def _open_aiofile(spec: SourceSpec) -> AsyncIterator[Reader]:
     size = max(0, end - start)
     if spec.size is not None and spec.size != size:
         raise ValueError(f"size={spec.size} does not match the file's {size} bytes")
-    fd = _usable_fd(afile)
+    fd = usable_fd(afile)
     yield (
-        _fd_reader(fd, size, base=start, owned=False)
+        fd_reader(fd, size, base=start, owned=False)
         if fd is not None
-        else _AioFileReader(afile, start, size)
+        else AioFileReader(afile, start, size)
     )
 
 
@@ -451,7 +257,7 @@ async def _open_aiter(spec: SourceSpec) -> AsyncIterator[Reader]:
             async with spool_async(iterator, None) as (data, digest):
                 yield _spooled(data, digest)
         else:
-            yield _StreamReader(iterator, spec.size, Sha256())
+            yield StreamReader(iterator, spec.size, Sha256())
     finally:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
@@ -460,9 +266,9 @@ async def _open_aiter(spec: SourceSpec) -> AsyncIterator[Reader]:
 
 def _spooled(data: memoryview | int, digest: str) -> Reader:
     if isinstance(data, memoryview):
-        reader = _memory_reader(data)
+        reader = memory_reader(data)
     else:
-        reader = _fd_reader(data, os.fstat(data).st_size, owned=True)
+        reader = fd_reader(data, os.fstat(data).st_size, owned=True)
     reader.sha256 = digest
     return reader
 
@@ -473,7 +279,7 @@ async def materialize(reader: Reader) -> AsyncIterator[Reader]:
     if not reader.sequential:
         yield reader
         return
-    assert isinstance(reader, _StreamReader)
+    assert isinstance(reader, StreamReader)
 
     async def chunks() -> AsyncIterator[memoryview]:
         buf = bytearray(min(CHUNK, max(reader.size, 1)))

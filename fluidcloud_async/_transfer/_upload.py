@@ -26,8 +26,9 @@ from ._body import FileBody, MemoryBody
 from ._checksum import digest_of
 from ._plan import Part, plan
 from ._progress import Progress, ProgressCallback
+from ._readers import Reader
 from ._scheduler import PartsFailed, SlotPool, run_parts
-from ._sources import Reader, SourceSpec, materialize
+from ._sources import SourceSpec, materialize
 from ._storage import ExpiredUrlError, StoragePolicy, put_with_retries
 
 if TYPE_CHECKING:

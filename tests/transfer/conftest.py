@@ -77,6 +77,7 @@ def random_bytes(n: int, seed: int = 0) -> bytes:
 
 async def download_bytes(fc: AsyncFluidCloud, file_id: str) -> bytes:
     """The stored bytes through a presigned GET (independent of files.download)."""
+    await fc.files.wait_until_clean(file_id, timeout=30)
     url = await fc.files.download_url(file_id)
     async with fc.session.get(url) as resp:
         assert resp.status == 200
