@@ -20,7 +20,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 GiB = 1024 * MiB
 CLIENT_TIMEOUT = 600.0
 RESULT_PREFIX = "BENCH-RESULT "
@@ -72,7 +73,21 @@ class Meter:
 
 
 class ClientFailed(RuntimeError):
-    """A client process exited badly or printed no result."""
+    """A client process exited badly or printed no result; ``detail`` is its stderr tail."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def failure(exc: ClientFailed) -> dict[str, Any]:
+    """How a failed run is recorded: the last error line, and the stderr tail."""
+    return {"error": str(exc), "error_detail": exc.detail}
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, resource.struct_rusage]:
@@ -102,7 +117,8 @@ def run_python(
         out.seek(0)
         lines = [ln for ln in out.read().decode().splitlines() if ln.startswith(RESULT_PREFIX)]
         if code != 0 or not lines:
-            raise ClientFailed(f"{target} exited {code}: {_stderr_tail(err)}")
+            tail = _stderr_tail(err)
+            raise ClientFailed(f"{target} exited {code}: {_last_line(tail)}", tail)
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
     # The whole process's peak, from the kernel (covers helper threads and exit).
     result["peak_rss"] = max(result["peak_rss"], usage.ru_maxrss * 1024)
@@ -120,7 +136,8 @@ def run_command(argv: Sequence[str], *, timeout: float = CLIENT_TIMEOUT) -> dict
         out.seek(0)
         stdout = out.read().decode(errors="replace")
         if code != 0:
-            raise ClientFailed(f"{argv[0]} exited {code}: {_stderr_tail(err)}")
+            tail = _stderr_tail(err)
+            raise ClientFailed(f"{argv[0]} exited {code}: {_last_line(tail)}", tail)
     return {
         "wall_s": wall,
         "cpu_user_s": usage.ru_utime,

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._common import Settings, summarize_clients
 from ._common import target as make_target
-from ._measure import ClientFailed, Meter, rotate, run_python
+from ._measure import ClientFailed, Meter, failure, rotate, run_python
 from ._procs import ServerProcess
 
 NAME = "overhead"
@@ -86,7 +86,7 @@ def run(settings: Settings) -> dict[str, Any]:
                 try:
                     run = run_python(target, args)
                 except ClientFailed as exc:
-                    results[name] = {"error": str(exc)[-500:]}
+                    results[name] = failure(exc)
                     continue
                 after = emu.stats()
                 n = run["requests"]

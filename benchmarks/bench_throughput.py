@@ -14,7 +14,7 @@ from typing import Any
 from . import _baselines
 from ._common import Settings, new_space_id, per_run_figures, random_file, summarize_clients
 from ._common import target as make_target
-from ._measure import ClientFailed, GiB, Meter, MiB, rotate, run_command, run_python
+from ._measure import ClientFailed, GiB, Meter, MiB, failure, rotate, run_command, run_python
 from ._procs import ServerProcess
 
 NAME = "throughput"
@@ -54,7 +54,7 @@ def _plan(settings: Settings) -> dict[str, Any]:
         return {
             "size": 32 * MiB,
             "part_size": 4 * MiB,
-            "concurrency": [4],
+            "concurrency": [REFERENCE_CONCURRENCY],
             "sockets": 4,
             "reps": 1,
         }
@@ -178,7 +178,7 @@ def _one(
             target, args = spec
             run = run_python(target, {**common, **args})
     except ClientFailed as exc:
-        return {"error": str(exc)[-500:]}
+        return failure(exc)
     after = sink.stats()
     received = after["body_bytes"] - before["body_bytes"]
     if received != size:

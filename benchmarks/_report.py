@@ -1,0 +1,292 @@
+"""Results out: one JSON per group, ``latest.json``, the plot, and BENCHMARKS.md.
+
+Every figure in the Markdown is read from the results of the run that writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._measure import GiB, MiB
+
+Row = Sequence[str]
+
+
+def write_json(out_dir: Path, meta: dict[str, Any], groups: dict[str, dict[str, Any]]) -> Path:
+    """``<group>.json`` for each group and the combined ``latest.json``; the latter's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, group in groups.items():
+        (out_dir / f"{name}.json").write_text(json.dumps({"meta": meta, **group}, indent=1))
+    latest = out_dir / "latest.json"
+    latest.write_text(json.dumps({"meta": meta, "groups": groups}, indent=1))
+    return latest
+
+
+# -- formatting ---------------------------------------------------------------------------
+def _num(value: Any, spec: str = ".0f", suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value:{spec}}{suffix}"
+
+
+def _met(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[met]
+
+
+def _table(header: Row, rows: Sequence[Row]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _value(target: dict[str, Any]) -> str:
+    value = target["value"]
+    if value is None:
+        return "–"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+
+
+# -- one section per group -------------------------------------------------------------------
+def _throughput(g: dict[str, Any]) -> list[str]:
+    p = g["params"]
+    lines = [
+        f"{p['size_bytes'] / GiB:g} GiB generated file, {p['part_size'] // MiB} MiB parts "
+        f"({p['parts']} parts), {p['reps']} repetitions. The ceiling sends with "
+        f"`os.sendfile` over {p['raw_sockets']} sockets; curl runs `--parallel --parallel-max "
+        f"{p['curl_parallel_max']}`; the naive gather keeps {p['naive_concurrency']} parts in "
+        "flight. *sink busy* is the sink process's CPU share during the run (it is never the "
+        "bottleneck when well below 100 %).",
+        "",
+    ]
+    rows = []
+    for name, s in g["summary"].items():
+        rows.append(
+            [
+                name,
+                _num(s.get("mib_s")),
+                _num(s.get("ratio_raw"), ".2f"),
+                _num(s.get("ratio_curl"), ".2f"),
+                _num(s.get("cpu_s_per_gib"), ".2f"),
+                _num(s.get("peak_rss_mib")),
+                _num(s.get("rss_growth_mib"), ".1f"),
+                _num(s.get("sink_cpu_share"), ".0%"),
+            ]
+        )
+    header = [
+        "client",
+        "MiB/s",
+        "× raw TCP",
+        "× curl",
+        "CPU s/GiB",
+        "peak RSS MiB",
+        "RSS growth MiB",
+        "sink busy",
+    ]
+    return lines + _table(header, rows)
+
+
+def _capped(g: dict[str, Any]) -> list[str]:
+    p = g["params"]
+    lines = [
+        f"{p['size_bytes'] // MiB} MiB file, {p['part_size'] // MiB} MiB parts, storage capped "
+        f"at {p['cap_bytes_per_s'] / MiB:g} MiB/s per connection, {p['reps']} repetitions. "
+        "The ideal is min(concurrency × cap, server ceiling); the server ceiling is what the "
+        f"same emulator takes uncapped from curl `--parallel {p['ceiling_parallel']}` in the "
+        "same repetition (the emulator's storage hashes and writes every byte).",
+        "",
+    ]
+    rows = []
+    for name, s in g["summary"].items():
+        rows.append(
+            [
+                name,
+                _num(s.get("mib_s")),
+                _num(s.get("ideal_mib_s")),
+                _num(s.get("fraction_of_ideal"), ".0%"),
+                _num(s.get("speedup_vs_sequential"), ".2f", "×"),
+            ]
+        )
+    return lines + _table(["client", "MiB/s", "ideal MiB/s", "of ideal", "vs sequential"], rows)
+
+
+def _bulk(g: dict[str, Any]) -> list[str]:
+    p = g["params"]
+    caps = p["caps_per_minute"]
+    sets = ", ".join(
+        f"{v['files']} files of {v['size'] // 1024} KiB ({k})" for k, v in p["sets"].items()
+    )
+    lines = [
+        f"{sets}, through the emulator (single PUTs), {p['reps']} repetitions. Then "
+        f"{p['limited_files']} small files with the emulator's rate limits on "
+        f"({caps['initiate']} initiates/min, {caps['default']} requests/min per key), "
+        f"time-scaled ×{p['time_scale']:g}; the cap in files/s counts initiate + complete "
+        "per file.",
+        "",
+    ]
+    rows = []
+    for name, s in g["summary"].items():
+        if name == "rate-limited":
+            continue
+        rows.append(
+            [
+                name,
+                _num(s.get("files_s")),
+                _num(s.get("mib_s"), ".1f"),
+                _num(s.get("cpu_s"), ".2f"),
+                _num(s.get("peak_rss") and s["peak_rss"] / MiB),
+            ]
+        )
+    lines += _table(["client [file set]", "files/s", "MiB/s", "client CPU s", "peak RSS MiB"], rows)
+    s = g["summary"].get("rate-limited", {})
+    rows = [
+        [
+            "fluidcloud_async upload_many, rate-limited",
+            _num(s.get("files_s"), ".1f"),
+            _num(s.get("cap_files_s"), ".1f"),
+            _num(s.get("cap_fraction"), ".1%"),
+            _num(s.get("rate_limited")),
+            _num(s.get("api_requests")),
+            _num(s.get("share_429"), ".2%"),
+        ]
+    ]
+    header = ["client", "files/s", "cap files/s", "of cap", "429s", "API requests", "429 share"]
+    return lines + _table(header, rows)
+
+
+def _overhead(g: dict[str, Any]) -> list[str]:
+    p = g["params"]
+    lines = [
+        f"{p['requests']} `files.get` requests by {p['concurrency']} concurrent workers "
+        f"against the emulator, {p['reps']} repetitions; CPU is the client process's own.",
+        "",
+    ]
+    rows = []
+    for name, s in g["summary"].items():
+        rows.append(
+            [
+                name,
+                _num(s.get("req_s")),
+                _num(s.get("cpu_us_per_req")),
+                _num(s.get("cpu_ratio_to_bare"), ".2f", "×"),
+                _num(s.get("server_cpu_share"), ".0%"),
+            ]
+        )
+    header = ["client", "requests/s", "CPU µs/request", "CPU vs bare", "emulator busy"]
+    return lines + _table(header, rows)
+
+
+def _memory(g: dict[str, Any]) -> list[str]:
+    p = g["params"]
+    lines = [
+        f"Sparse files, concurrency {p['concurrency']}, {p['part_size'] // MiB} MiB parts, "
+        f"checksum on, {p['reps']} repetitions. Growth = peak RSS − RSS just before "
+        f"`files.upload`; bound = 64 MiB + {p['concurrency']} × the engine's "
+        f"{p['chunk'] / MiB:g} MiB read chunk = {p['bound_bytes'] / MiB:.0f} MiB.",
+        "",
+    ]
+    rows = []
+    for name, s in g["summary"].items():
+        rows.append(
+            [
+                name,
+                _num(s.get("peak_rss_mib")),
+                _num(s.get("rss_growth_mib"), ".1f"),
+                _num(s.get("rss_growth_max_mib"), ".1f"),
+                _num(s.get("mib_s")),
+            ]
+        )
+    header = ["upload", "peak RSS MiB", "growth MiB (median)", "growth MiB (worst)", "MiB/s"]
+    return lines + _table(header, rows)
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "throughput": _throughput,
+    "capped": _capped,
+    "bulk": _bulk,
+    "overhead": _overhead,
+    "memory": _memory,
+}
+
+
+def markdown(meta: dict[str, Any], groups: dict[str, dict[str, Any]], plot: str | None) -> str:
+    """The whole BENCHMARKS.md."""
+    m = meta
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `nox -s bench` (`python -m benchmarks.run`); every figure on this page "
+        "comes from that run, whose raw results are in `benchmarks/results/` (`latest.json`).",
+        "",
+        f"- date: {m['date']}",
+        f"- machine: {m['cores']} cores, {m['memory_gib']:.0f} GiB RAM, {m['platform']}",
+        f"- Python {m['python']}, aiohttp {m['aiohttp']}, httpx {m.get('httpx') or '–'}, "
+        f"{m.get('curl') or 'no curl'}",
+        f"- fluidcloud_async {m['fluidcloud_async']} (commit {m.get('commit') or 'unknown'})",
+        f"- {m['reps']} repetitions per figure (medians; ratios are taken within a "
+        f"repetition, then the median); total run time {m['duration_s'] / 60:.1f} min"
+        + (" — **quick mode: tiny sizes, not representative**" if m.get("quick") else ""),
+        "- every client runs in its own process (CPU and peak RSS are its own); servers "
+        "(sink, emulator) run in other processes on the same machine, over 127.0.0.1",
+        "",
+    ]
+    if plot:
+        lines += [f"![throughput]({plot})", ""]
+    lines += ["## Targets", ""]
+    rows = []
+    for g in groups.values():
+        for t in g.get("targets", []):
+            rows.append([g["title"], t["what"], t["target"], _value(t), _met(t["met"])])
+    lines += _table(["group", "figure", "target", "measured", ""], rows)
+    for i, (name, g) in enumerate(groups.items(), start=1):
+        lines += [f"## {i}. {g['title']}", ""]
+        if "error" in g:
+            lines += [f"The group failed: `{g['error']}`", ""]
+            continue
+        lines += SECTIONS[name](g)
+        for note in g.get("notes", []):
+            lines += [f"- {note}"]
+        if g.get("notes"):
+            lines += [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot(path: Path, groups: dict[str, dict[str, Any]]) -> bool:
+    """Throughput bars (group 1) and capped scaling (group 2); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    panels = [g for g in (groups.get("throughput"), groups.get("capped")) if g and "summary" in g]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5.5), squeeze=False)
+    for ax, g in zip(axes[0], panels, strict=True):
+        names = [n for n, s in g["summary"].items() if s.get("mib_s") is not None]
+        values = [g["summary"][n]["mib_s"] for n in names]
+        colors = ["tab:blue" if n.startswith("fluidcloud_async") else "tab:gray" for n in names]
+        y = range(len(names))
+        ax.barh(list(y), values, color=colors)
+        if g["name"] == "capped":
+            ideals = [g["summary"][n].get("ideal_mib_s") for n in names]
+            for i, ideal in enumerate(ideals):
+                if ideal:
+                    ax.plot([ideal, ideal], [i - 0.4, i + 0.4], color="tab:red", lw=2)
+            ax.plot([], [], color="tab:red", lw=2, label="ideal min(c × cap, ceiling)")
+            ax.legend(loc="lower right")
+        ax.set_yticks(list(y), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("MiB/s (median)")
+        ax.set_title(g["title"], fontsize=10)
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.0f}", va="center", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,175 @@
+"""Run the benchmark suite: ``python -m benchmarks.run [--quick] [--only NAME] [--reps N]``.
+
+The full run (``nox -s bench``) writes ``benchmarks/results/<group>.json``,
+``benchmarks/results/latest.json``, ``benchmarks/results/throughput.png`` and regenerates
+``BENCHMARKS.md``. ``--quick`` (tiny sizes, one repetition) writes its JSON to a temporary
+directory unless ``--out`` is given and leaves BENCHMARKS.md alone: it only proves the suite
+still runs. ``--only`` writes the chosen groups' JSON and leaves ``latest.json`` and
+BENCHMARKS.md alone, since those describe one complete run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import _report, bench_bulk, bench_capped, bench_memory, bench_overhead, bench_throughput
+from ._common import Settings, scratch_root
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUPS: dict[str, Callable[[Settings], dict[str, Any]]] = {
+    bench_throughput.NAME: bench_throughput.run,
+    bench_capped.NAME: bench_capped.run,
+    bench_bulk.NAME: bench_bulk.run,
+    bench_overhead.NAME: bench_overhead.run,
+    bench_memory.NAME: bench_memory.run,
+}
+TITLES = {
+    bench_throughput.NAME: bench_throughput.TITLE,
+    bench_capped.NAME: bench_capped.TITLE,
+    bench_bulk.NAME: bench_bulk.TITLE,
+    bench_overhead.NAME: bench_overhead.TITLE,
+    bench_memory.NAME: bench_memory.TITLE,
+}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _curl_version() -> str | None:
+    curl = shutil.which("curl")
+    if curl is None:
+        return None
+    out = subprocess.run([curl, "--version"], capture_output=True, text=True, timeout=30)
+    return " ".join(out.stdout.split()[:2]) or None
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def machine_meta(settings: Settings) -> dict[str, Any]:
+    from fluidcloud_async import __version__
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+        "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": platform.python_version(),
+        "aiohttp": _version("aiohttp"),
+        "httpx": _version("httpx"),
+        "curl": _curl_version(),
+        "fluidcloud_async": __version__,
+        "commit": _commit(),
+        "quick": settings.quick,
+        "reps": 1 if settings.quick else settings.reps,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(GROUPS), help="run only this group (repeat)"
+    )
+    parser.add_argument("--reps", type=int, default=5, help="repetitions (full mode; >= 1)")
+    parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument("--markdown", type=Path, default=None, help="BENCHMARKS.md to write")
+    parser.add_argument("--work", type=Path, default=None, help="scratch directory for data")
+    parser.add_argument("--keep-data", action="store_true", help="keep generated files")
+    args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error("--reps must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    work = args.work or Path(tempfile.mkdtemp(prefix="fluidcloud-bench-", dir=scratch_root()))
+    settings = Settings(quick=args.quick, reps=args.reps, work=work, log=_log)
+    complete = not args.only
+    if args.out is not None:
+        out = args.out
+    elif args.quick:
+        out = Path(tempfile.mkdtemp(prefix="fluidcloud-bench-quick-"))
+    else:
+        out = ROOT / "benchmarks" / "results"
+    markdown = args.markdown
+    if markdown is None and complete and not args.quick:
+        markdown = ROOT / "BENCHMARKS.md"
+    meta = machine_meta(settings)
+    groups: dict[str, dict[str, Any]] = {}
+    failed = False
+    try:
+        for name, run in GROUPS.items():
+            if args.only and name not in args.only:
+                continue
+            _log(f"== {name} ==")
+            try:
+                groups[name] = run(settings)
+            except Exception as exc:  # one broken group must not lose the others' figures
+                failed = True
+                traceback.print_exc()
+                groups[name] = {"name": name, "title": TITLES[name], "error": repr(exc)}
+    finally:
+        if not args.keep_data:
+            shutil.rmtree(work, ignore_errors=True)
+    meta["duration_s"] = time.perf_counter() - started
+    if complete:
+        latest = _report.write_json(out, meta, groups)
+        _log(f"results: {latest}")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, group in groups.items():
+            path = out / f"{name}.json"
+            path.write_text(_report.json.dumps({"meta": meta, **group}, indent=1))
+            _log(f"results: {path}")
+    plot_ref = None
+    if complete and not args.quick and _report.plot(out / "throughput.png", groups):
+        plot_ref = os.path.relpath(out / "throughput.png", (markdown or ROOT).parent)
+    if markdown is not None:
+        markdown.write_text(_report.markdown(meta, groups, plot_ref))
+        _log(f"summary: {markdown}")
+    for group in groups.values():
+        for t in group.get("targets", []):
+            _log(
+                f"  [{group['name']}] {t['what']}: {t['value']} (target {t['target']}) -> "
+                f"{ {True: 'met', False: 'MISSED', None: 'not measured'}[t['met']] }"
+            )
+    return 1 if failed else 0
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
