@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from types import TracebackType
 from typing import Any
@@ -75,8 +76,18 @@ class AsyncFluidCloud:
                 "use https or pass allow_insecure_http=True"
             )
         _check_positive("timeout", timeout)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        _check_retries(max_retries)
+        # Checked here, not at the first request: aiohttp takes a negative limit as "always
+        # full" (every request then waits for a free slot until it times out) and fails
+        # late with a bare TypeError on a non-number.
+        if (
+            isinstance(connection_limit, bool)
+            or not isinstance(connection_limit, int)
+            or connection_limit < 0
+        ):
+            raise ConfigurationError(
+                f"connection_limit must be an int >= 0 (0: no limit), got {connection_limit!r}"
+            )
         options = TransportOptions(
             api_key=key,
             origin=origin,
@@ -138,8 +149,7 @@ class AsyncFluidCloud:
             _check_positive("timeout", timeout)
             changes["timeout"] = float(timeout)
         if max_retries is not None:
-            if isinstance(max_retries, bool) or max_retries < 0:
-                raise ConfigurationError(f"max_retries must be an int >= 0, got {max_retries!r}")
+            _check_retries(max_retries)
             changes["max_retries"] = max_retries
         if on_retry is not None:
             changes["on_retry"] = on_retry
@@ -200,5 +210,17 @@ def _is_insecure(origin: str) -> bool:
 
 
 def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+    # NaN compares false with everything and infinity overflows aiohttp's timer
+    # (math.ceil(inf) raises OverflowError on every request): only finite values are usable.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_retries(value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")

@@ -90,7 +90,9 @@ def parse_retry_after(headers: Mapping[str, str], *, now: Clock = time.time) -> 
 
 def backoff(attempt: int, *, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter for retry ``attempt`` (1-based)."""
-    ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * (2.0 ** (attempt - 1)))
+    # The exponent is capped: 2.0 ** 1024 overflows, and with a large ``max_retries`` the
+    # attempt number can get there; BACKOFF_MAX is reached long before 2 ** 32 anyway.
+    ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * (2.0 ** min(max(attempt - 1, 0), 32)))
     return ceiling / 2 + (rng or _jitter).uniform(0, ceiling / 2)
 
 

@@ -8,10 +8,19 @@ PERMISSIONS = ("view", "download")
 
 
 def require_id(value: Any, name: str) -> str:
-    """An opaque id: a non-empty string without whitespace or slashes."""
+    """An opaque id: a non-empty string without surrounding whitespace, slashes, ``?``,
+    ``#``, and not a dot segment (``.``/``..`` would be normalized out of the URL path and
+    retarget the request: ``folders.restore("..")`` would POST ``/api/v1/restore``)."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not value or value != value.strip() or "/" in value or "?" in value or "#" in value:
+    if (
+        not value
+        or value != value.strip()
+        or value in (".", "..")
+        or "/" in value
+        or "?" in value
+        or "#" in value
+    ):
         raise ValueError(f"{name} is not a valid id: {value!r}")
     return value
 
