@@ -24,10 +24,11 @@ _BYTE_FIELDS = frozenset({"size", "bytes_used", "bytes_limit"})
 _LIMIT_FIELDS = frozenset({"bytes_limit", "links_limit"})
 
 
-def console(*, stderr: bool = False) -> Console:
+def console(*, stderr: bool = False, width: int | None = None) -> Console:
     """A console that never interprets markup in API data and, when piped, never wraps."""
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 10_000
+    if width is None and not stream.isatty():
+        width = 10_000
     return Console(
         file=stream, markup=False, highlight=False, emoji=False, width=width, soft_wrap=False
     )
@@ -36,6 +37,10 @@ def console(*, stderr: bool = False) -> Console:
 def print_table(table: Table) -> None:
     """Print a table on stdout without the trailing padding rich adds to each row."""
     out = console()
+    natural = out.measure(table, options=out.options.update_width(10_000)).maximum
+    if natural > out.width:
+        # Wider than the terminal: let the terminal wrap lines rather than crop ids.
+        out = console(width=natural)
     with out.capture() as captured:
         out.print(table)
     click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
@@ -82,8 +87,8 @@ def show_record(model: BaseModel) -> None:
         emit_json(dump(model))
         return
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     for name in type(model).model_fields:
         value = getattr(model, name)
         if value is not None:
@@ -99,11 +104,14 @@ def show_list(models: Sequence[BaseModel], columns: Sequence[str], *, empty: str
     if not models:
         click.echo(empty)
         return
+    rows = [[format_value(c, getattr(model, c, None)) for c in columns] for model in models]
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    for model in models:
-        table.add_row(*(Text(format_value(c, getattr(model, c, None))) for c in columns))
+    for i, column in enumerate(columns):
+        # Ids are for copying: never shrink them; other cells wrap rather than truncate.
+        widest = max(len(row[i]) for row in rows) if column.endswith("id") else None
+        table.add_column(column, overflow="fold", min_width=widest)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     print_table(table)
 
 

@@ -178,6 +178,8 @@ class RichDisplay(Display):
         task = super().add_file(label, total)
         if self.files > 1:
             task.task = self.progress.add_task(_short(label), total=total)
+        else:  # one file: its bar is the overall bar
+            self.progress.update(self.overall, description=_short(label))
         return task
 
     def _advance(self, task: FileTask, delta: int) -> None:

@@ -4,6 +4,7 @@ in-process CliRunner calls and CLI subprocesses can reach it) and two ways to ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -30,15 +31,15 @@ class EmulatorInfo:
         return {"FLUIDCLOUD_BASE_URL": self.base_url, "FLUIDCLOUD_API_KEY": self.api_key}
 
 
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[EmulatorInfo]:
-    """A running emulator in its own thread and event loop, stopped after the session."""
+@contextlib.contextmanager
+def threaded_emulator(config: EmulatorConfig) -> Iterator[EmulatorInfo]:
+    """A running emulator in its own thread and event loop, stopped on exit."""
     ready = threading.Event()
     state: dict[str, Any] = {}
 
     async def serve() -> None:
         stop = asyncio.Event()
-        async with Emulator(EmulatorConfig(scan_delay=0.05)) as emu:
+        async with Emulator(config) as emu:
             state.update(loop=asyncio.get_running_loop(), stop=stop, emu=emu)
             ready.set()
             await stop.wait()
@@ -56,9 +57,18 @@ def emulator() -> Iterator[EmulatorInfo]:
     if "error" in state:
         raise state["error"]
     emu: Emulator = state["emu"]
-    yield EmulatorInfo(emu.base_url, emu.api_key, emu.raw_url)
-    state["loop"].call_soon_threadsafe(state["stop"].set)
-    thread.join(30)
+    try:
+        yield EmulatorInfo(emu.base_url, emu.api_key, emu.raw_url)
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorInfo]:
+    """The emulator most CLI tests share (fast scans)."""
+    with threaded_emulator(EmulatorConfig(scan_delay=0.05)) as info:
+        yield info
 
 
 @dataclass
