@@ -54,7 +54,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The benchmark suite; results land in benchmarks/results/ and BENCHMARKS.md."""
-    session.install("-e", ".[test,s3]", "httpx", "matplotlib", "psutil")
+    session.install("-e", ".[test,s3]", "httpx", "matplotlib", "py-spy")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 

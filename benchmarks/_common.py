@@ -20,6 +20,8 @@ class Settings:
 
     quick: bool = False
     reps: int = 5
+    profile: bool = False
+    """Profile the SDK client once more under py-spy when it misses a target."""
     work: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     log: Any = print
 
@@ -70,11 +72,12 @@ def per_run_figures(run: dict[str, Any], nbytes: int) -> dict[str, Any]:
     wall = float(run["wall_s"])
     cpu = float(run["cpu_s"])
     growth = run.get("rss_growth")
+    peak = run.get("peak_rss")
     return {
         **run,
         "mib_s": mib_s(nbytes, wall),
         "cpu_s_per_gib": cpu / (nbytes / GiB) if nbytes else None,
-        "peak_rss_mib": run["peak_rss"] / MiB,
+        "peak_rss_mib": None if peak is None else peak / MiB,
         "rss_growth_mib": None if growth is None else growth / MiB,
     }
 
@@ -112,6 +115,18 @@ def summarize_clients(
     return out
 
 
-def target(what: str, wanted: str, value: float | None, met: bool | None) -> dict[str, Any]:
-    """One target line for the report (``met`` None: could not be measured)."""
-    return {"what": what, "target": wanted, "value": value, "met": met}
+def target(
+    what: str, wanted: str, value: float | None, met: bool | None, client: str | None = None
+) -> dict[str, Any]:
+    """One target line for the report (``met`` None: could not be measured); ``client`` is
+    the summary row it is about."""
+    return {"what": what, "target": wanted, "value": value, "met": met, "client": client}
+
+
+def missed_clients(targets: list[dict[str, Any]]) -> list[str]:
+    """The clients behind missed targets, each once, in order."""
+    out: list[str] = []
+    for t in targets:
+        if t["met"] is False and t.get("client") and t["client"] not in out:
+            out.append(t["client"])
+    return out

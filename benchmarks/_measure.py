@@ -2,8 +2,8 @@
 
 Python clients run as ``python -m benchmarks._child module:function '<json args>'``; the
 function calls ``meter.start()`` / ``meter.stop()`` around the measured work, so interpreter
-start-up and imports are not counted. External programs (curl) are measured whole through
-``os.wait4``, which gives the child's own CPU and peak RSS.
+start-up and imports are not counted. External programs (curl) are measured whole: CPU
+through ``os.wait4``, peak RSS by polling the child's ``VmHWM``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,22 @@ def current_rss() -> int:
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def peak_rss(pid: int | str = "self") -> int | None:
+    """Peak RSS (``VmHWM``) of a process's current image, in bytes; None once it is gone.
+
+    Not ``ru_maxrss``: the kernel carries that across exec, so a child started by a big
+    parent reports the parent's peak as its own.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def _cpu(usage: resource.struct_rusage) -> tuple[float, float]:
     return usage.ru_utime, usage.ru_stime
 
@@ -59,7 +75,7 @@ class Meter:
     def result(self) -> dict[str, Any]:
         user = self._cpu1[0] - self._cpu0[0]
         system = self._cpu1[1] - self._cpu0[1]
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+        peak = peak_rss() or 0
         return {
             "wall_s": self._t1 - self._t0,
             "cpu_user_s": user,
@@ -90,13 +106,37 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, resource.struct_rusage]:
+class _PeakWatcher(threading.Thread):
+    """Polls an external child's VmHWM (monotonic) until it exits; ``peak`` is the last read."""
+
+    INTERVAL = 0.01
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.INTERVAL):  # bounded by the child's life
+            value = peak_rss(self.pid)
+            if value is None:
+                return
+            self.peak = max(self.peak, value)
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], timeout: float, watcher: _PeakWatcher | None = None
+) -> tuple[int, resource.struct_rusage]:
     timer = threading.Timer(timeout, proc.kill)  # a hung client must not hang the run
     timer.start()
     try:
         _pid, status, usage = os.wait4(proc.pid, 0)
     finally:
         timer.cancel()
+        if watcher is not None:
+            watcher.done.set()
+            watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage
 
@@ -113,16 +153,13 @@ def run_python(
     argv = [sys.executable, "-m", "benchmarks._child", target, json.dumps(args)]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        code, usage = _wait(proc, timeout)
+        code, _usage = _wait(proc, timeout)
         out.seek(0)
         lines = [ln for ln in out.read().decode().splitlines() if ln.startswith(RESULT_PREFIX)]
         if code != 0 or not lines:
             tail = _stderr_tail(err)
             raise ClientFailed(f"{target} exited {code}: {_last_line(tail)}", tail)
     result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX) :])
-    # The whole process's peak, from the kernel (covers helper threads and exit).
-    result["peak_rss"] = max(result["peak_rss"], usage.ru_maxrss * 1024)
-    result["rss_growth"] = max(0, result["peak_rss"] - result["rss_start"])
     return result
 
 
@@ -131,7 +168,9 @@ def run_command(argv: Sequence[str], *, timeout: float = CLIENT_TIMEOUT) -> dict
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        code, usage = _wait(proc, timeout)
+        watcher = _PeakWatcher(proc.pid)
+        watcher.start()
+        code, usage = _wait(proc, timeout, watcher)
         wall = time.perf_counter() - t0
         out.seek(0)
         stdout = out.read().decode(errors="replace")
@@ -144,7 +183,7 @@ def run_command(argv: Sequence[str], *, timeout: float = CLIENT_TIMEOUT) -> dict
         "cpu_sys_s": usage.ru_stime,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "rss_start": None,
-        "peak_rss": usage.ru_maxrss * 1024,
+        "peak_rss": watcher.peak or None,
         "rss_growth": None,
         "stdout": stdout,
     }

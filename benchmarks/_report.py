@@ -128,7 +128,7 @@ def _bulk(g: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for name, s in g["summary"].items():
-        if name == "rate-limited":
+        if "cap_fraction" in s:
             continue
         rows.append(
             [
@@ -140,10 +140,10 @@ def _bulk(g: dict[str, Any]) -> list[str]:
             ]
         )
     lines += _table(["client [file set]", "files/s", "MiB/s", "client CPU s", "peak RSS MiB"], rows)
-    s = g["summary"].get("rate-limited", {})
+    name, s = next(((n, x) for n, x in g["summary"].items() if "cap_fraction" in x), ("–", {}))
     rows = [
         [
-            "fluidcloud_async upload_many, rate-limited",
+            name,
             _num(s.get("files_s"), ".1f"),
             _num(s.get("cap_files_s"), ".1f"),
             _num(s.get("cap_fraction"), ".1%"),
@@ -202,6 +202,29 @@ def _memory(g: dict[str, Any]) -> list[str]:
     return lines + _table(header, rows)
 
 
+def _profiles(g: dict[str, Any]) -> list[str]:
+    """The py-spy summaries of the clients that missed a target."""
+    lines: list[str] = []
+    for client, prof in g.get("profiles", {}).items():
+        lines += [f"**Profile of `{client}`** (one extra run under py-spy):", ""]
+        if "error" in prof:
+            lines += [f"profile unavailable: {prof['error']}", ""]
+            continue
+        lines += [
+            f"{prof['samples']} samples at {prof['rate']} Hz over a {prof['wall_s']:.2f} s run. "
+            "Busy = a thread's samples over the run's wall time (the main thread counted only "
+            "while its event loop runs); its hottest frames follow.",
+            "",
+        ]
+        for t in prof["threads"]:
+            tops = ", ".join(f"`{x['frame']}` {x['share']:.0%}" for x in t["top"])
+            lines.append(f"- {t['thread']}: busy {t['busy']:.0%} — {tops}")
+        lines += [""]
+        rows = [[f"`{x['frame']}`", f"{x['share']:.0%}"] for x in prof["inclusive"]]
+        lines += _table(["frame (SDK and libraries, inclusive)", "share of samples"], rows)
+    return lines
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "throughput": _throughput,
     "capped": _capped,
@@ -246,6 +269,7 @@ def markdown(meta: dict[str, Any], groups: dict[str, dict[str, Any]], plot: str 
             lines += [f"The group failed: `{g['error']}`", ""]
             continue
         lines += SECTIONS[name](g)
+        lines += _profiles(g)
         for note in g.get("notes", []):
             lines += [f"- {note}"]
         if g.get("notes"):

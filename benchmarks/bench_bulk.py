@@ -13,16 +13,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._common import Settings, mib_s, summarize_clients
+from ._common import Settings, mib_s, missed_clients, summarize_clients
 from ._common import target as make_target
 from ._measure import ClientFailed, KiB, Meter, MiB, failure, rotate, run_python
 from ._procs import ServerProcess
+from ._profile import profile_python
 
 NAME = "bulk"
 TITLE = "Bulk ingest through the emulator"
 SDK = "fluidcloud_async upload_many"
 SEQUENTIAL = "httpx sequential"
 NAIVE = "naive gather (aiohttp)"
+LIMITED = "fluidcloud_async upload_many, rate limits on"
 # The documented per-key caps (per minute) and what one single-PUT file costs against them.
 CAP_DEFAULT = 600
 CAP_INITIATE = 300
@@ -104,6 +106,7 @@ def run(settings: Settings) -> dict[str, Any]:
         name: (count, size, _make_set(settings.work / NAME / name, count, size))
         for name, (count, size) in plan["sets"].items()
     }
+    small = sets["small"][2]
     clients = [SDK, NAIVE] + ([SEQUENTIAL] if has_httpx else [])
     targets_by_client = {
         SDK: "benchmarks.bench_bulk:sdk_ingest",
@@ -122,8 +125,8 @@ def run(settings: Settings) -> dict[str, Any]:
                     args = {**emu.info, "files": paths, "options": _sdk_options(False, 1.0)}
                     results[label] = _one(emu, targets_by_client[client], args, count * size)
                     settings.say(f"  {label:62s} {_line(results[label])}")
-        results["rate-limited"] = _limited(settings, plan, sets["small"][2])
-        settings.say(f"  {'rate-limited':62s} {_line(results['rate-limited'])}")
+        results[LIMITED] = _limited(plan, small)
+        settings.say(f"  {LIMITED:62s} {_line(results[LIMITED])}")
         reps.append(results)
     keys = (
         "files_s",
@@ -137,8 +140,35 @@ def run(settings: Settings) -> dict[str, Any]:
         "cap_files_s",
     )
     summary = summarize_clients(reps, keys)
-    limited = summary.get("rate-limited", {})
+    limited = summary.get(LIMITED, {})
     fraction, share = limited.get("cap_fraction"), limited.get("share_429")
+    targets = [
+        make_target(
+            "rate-limited ingest: achieved files/s / cap",
+            f">= {MIN_CAP_FRACTION}",
+            fraction,
+            None if fraction is None else fraction >= MIN_CAP_FRACTION,
+            LIMITED,
+        ),
+        make_target(
+            "rate-limited ingest: 429s / API requests",
+            f"< {MAX_429_SHARE}",
+            share,
+            None if share is None else share < MAX_429_SHARE,
+            LIMITED,
+        ),
+    ]
+    profiles = {}
+    for name in missed_clients(targets) if settings.profile else []:
+        settings.say(f"  profiling {name} (py-spy)")
+        scale = plan["time_scale"]
+        with ServerProcess("benchmarks._emu:start", _emulator_config(True, scale)) as emu:
+            args = {
+                **emu.info,
+                "files": _limited_files(plan, small),
+                "options": _sdk_options(True, scale),
+            }
+            profiles[name] = profile_python(f"{__name__}:sdk_ingest", args)
     return {
         "name": NAME,
         "title": TITLE,
@@ -151,28 +181,20 @@ def run(settings: Settings) -> dict[str, Any]:
         },
         "reps": reps,
         "summary": summary,
-        "targets": [
-            make_target(
-                "rate-limited ingest: achieved files/s / cap",
-                f">= {MIN_CAP_FRACTION}",
-                fraction,
-                None if fraction is None else fraction >= MIN_CAP_FRACTION,
-            ),
-            make_target(
-                "rate-limited ingest: 429s / API requests",
-                f"< {MAX_429_SHARE}",
-                share,
-                None if share is None else share < MAX_429_SHARE,
-            ),
-        ],
+        "targets": targets,
+        "profiles": profiles,
         "notes": notes,
     }
 
 
-def _limited(settings: Settings, plan: dict[str, Any], small: list[str]) -> dict[str, Any]:
+def _limited_files(plan: dict[str, Any], small: list[str]) -> list[str]:
+    return small[: plan["limited_files"]]
+
+
+def _limited(plan: dict[str, Any], small: list[str]) -> dict[str, Any]:
     """The SDK under the emulator's rate limits (time-scaled)."""
     scale = plan["time_scale"]
-    paths = small[: plan["limited_files"]]
+    paths = _limited_files(plan, small)
     size = os.path.getsize(paths[0])
     with ServerProcess("benchmarks._emu:start", _emulator_config(True, scale)) as emu:
         args = {**emu.info, "files": paths, "options": _sdk_options(True, scale)}

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import _baselines
-from ._common import Settings, mib_s, random_file, summarize_clients
+from ._common import Settings, mib_s, missed_clients, random_file, summarize_clients
 from ._common import target as make_target
 from ._measure import ClientFailed, MiB, failure, rotate, run_command, run_python
 from ._procs import ServerProcess
+from ._profile import profile_python
 
 NAME = "capped"
 TITLE = "Per-connection bandwidth cap (emulator storage)"
@@ -23,6 +24,7 @@ SEQUENTIAL = "httpx sequential"
 CEILING = "server ceiling (curl --parallel 16, uncapped)"
 CEILING_PARALLEL = 16
 MIN_FRACTION = 0.9
+SDK_TARGET = "benchmarks.bench_throughput:sdk_upload"
 
 
 def sdk_name(concurrency: int) -> str:
@@ -149,8 +151,15 @@ def run(settings: Settings) -> dict[str, Any]:
                 f">= {MIN_FRACTION}",
                 fraction,
                 None if fraction is None else fraction >= MIN_FRACTION,
+                sdk_name(concurrency),
             )
         )
+    profiles = {}
+    for name in missed_clients(targets) if settings.profile else []:
+        settings.say(f"  profiling {name} (py-spy)")
+        concurrency = dict(clients)[name]
+        with ServerProcess("benchmarks._emu:start", _emulator_config(plan, cap)) as emu:
+            profiles[name] = profile_python(SDK_TARGET, _sdk_args(emu, path, size, concurrency))
     return {
         "name": NAME,
         "title": TITLE,
@@ -165,6 +174,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "reps": reps,
         "summary": summary,
         "targets": targets,
+        "profiles": profiles,
         "notes": notes,
     }
 
@@ -175,8 +185,20 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _one(emu: ServerProcess, path: Any, size: int, concurrency: int | None) -> dict[str, Any]:
+def _sdk_args(emu: ServerProcess, path: Any, size: int, concurrency: int | None) -> dict[str, Any]:
     info = emu.info
+    return {
+        "api_key": info["api_key"],
+        "base_url": info["base_url"],
+        "space_id": info["space_id"],
+        "path": str(path),
+        "size": size,
+        "concurrency": concurrency,
+        "checksum": True,
+    }
+
+
+def _one(emu: ServerProcess, path: Any, size: int, concurrency: int | None) -> dict[str, Any]:
     before = emu.stats()
     try:
         if concurrency is None:
@@ -184,16 +206,7 @@ def _one(emu: ServerProcess, path: Any, size: int, concurrency: int | None) -> d
             args: dict[str, Any] = {"path": str(path), "parts": parts}
             run = run_python("benchmarks._baselines:httpx_sequential", args)
         else:
-            args = {
-                "api_key": info["api_key"],
-                "base_url": info["base_url"],
-                "space_id": info["space_id"],
-                "path": str(path),
-                "size": size,
-                "concurrency": concurrency,
-                "checksum": True,
-            }
-            run = run_python("benchmarks.bench_throughput:sdk_upload", args)
+            run = run_python(SDK_TARGET, _sdk_args(emu, path, size, concurrency))
     except ClientFailed as exc:
         return failure(exc)
     stored = emu.stats()["storage_put_bytes"] - before["storage_put_bytes"]

@@ -8,14 +8,24 @@ concurrencies with the checksum on and off. Ratios are taken within the repetiti
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 from typing import Any
 
 from . import _baselines
-from ._common import Settings, new_space_id, per_run_figures, random_file, summarize_clients
+from ._common import (
+    Settings,
+    missed_clients,
+    new_space_id,
+    per_run_figures,
+    random_file,
+    summarize_clients,
+)
 from ._common import target as make_target
 from ._measure import ClientFailed, GiB, Meter, MiB, failure, rotate, run_command, run_python
 from ._procs import ServerProcess
+from ._profile import profile_python
 
 NAME = "throughput"
 TITLE = "Multipart throughput, loopback, discarding S3-like sink"
@@ -24,6 +34,8 @@ RAW = "raw TCP (sendfile)"
 CURL = "curl --parallel"
 HTTPX = "httpx sequential"
 NAIVE = "naive gather (aiohttp, bytes)"
+HASH = "SHA-256 pass alone (pread + hashlib, 1 thread, no upload)"
+HASH_CHUNK = 4 * MiB
 REFERENCE_CONCURRENCY = 8  # the SDK's default, and curl's --parallel-max here
 
 
@@ -47,6 +59,26 @@ async def sdk_upload(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
     if uploaded.size != args["size"]:
         raise RuntimeError(f"uploaded size {uploaded.size} != {args['size']}")
     return {"bytes": args["size"]}
+
+
+def hash_pass(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """The floor of any checksum-on upload: one sequential SHA-256 pass over the file."""
+    fd = os.open(args["path"], os.O_RDONLY)
+    try:
+        view = memoryview(bytearray(HASH_CHUNK))
+        digest = hashlib.sha256()
+        offset = 0
+        meter.start()
+        while offset < args["size"]:  # bounded: each read advances or raises
+            n = os.preadv(fd, [view], offset)
+            if n == 0:
+                raise RuntimeError("the file is shorter than expected")
+            digest.update(view[:n])
+            offset += n
+        meter.stop()
+    finally:
+        os.close(fd)
+    return {"bytes": offset}
 
 
 def _plan(settings: Settings) -> dict[str, Any]:
@@ -103,6 +135,7 @@ def run(settings: Settings) -> dict[str, Any]:
             notes.append("httpx is not installed: no sequential httpx baseline.")
         naive_args = {"concurrency": REFERENCE_CONCURRENCY}
         clients.append((NAIVE, "python", ("benchmarks._baselines:naive_gather", naive_args)))
+        clients.append((HASH, "local", (f"{__name__}:hash_pass", {"size": size})))
         for concurrency in plan["concurrency"]:
             for checksum in (False, True):
                 sdk_args = {
@@ -129,9 +162,15 @@ def run(settings: Settings) -> dict[str, Any]:
                 settings.say(f"  {name:45s} {_line(results[name])}")
             _add_ratios(results)
             reps.append(results)
+        summary = summarize_clients(reps)
+        targets = _targets(summary)
+        profiles = {}
+        for name in missed_clients(targets) if settings.profile else []:
+            settings.say(f"  profiling {name} (py-spy)")
+            target, args = next(spec for n, _, spec in clients if n == name)
+            profiles[name] = profile_python(target, {**common, **args})
     if not settings.quick:
         shutil.rmtree(data_dir / "parts", ignore_errors=True)
-    summary = summarize_clients(reps)
     return {
         "name": NAME,
         "title": TITLE,
@@ -147,7 +186,8 @@ def run(settings: Settings) -> dict[str, Any]:
         },
         "reps": reps,
         "summary": summary,
-        "targets": _targets(summary),
+        "targets": targets,
+        "profiles": profiles,
         "notes": notes,
     }
 
@@ -170,6 +210,9 @@ def _one(
     """One measured client run, checked against the bytes the sink actually received."""
     before = sink.stats()
     try:
+        if kind == "local":
+            target, args = spec
+            return per_run_figures(run_python(target, {**common, **args}), size)
         if kind == "command":
             run = run_command(spec)
             if not _baselines.curl_ok(run.pop("stdout"), nparts):
@@ -192,9 +235,10 @@ def _one(
 def _line(run: dict[str, Any]) -> str:
     if run.get("error"):
         return "ERROR " + run["error"][:200]
+    sink = run.get("sink_cpu_share")
     return (
         f"{run['mib_s']:8.0f} MiB/s  cpu {run['cpu_s_per_gib']:5.2f} s/GiB  "
-        f"peak {run['peak_rss_mib']:6.0f} MiB  sink {run['sink_cpu_share']:.0%}"
+        f"peak {run['peak_rss_mib']:6.0f} MiB" + (f"  sink {sink:.0%}" if sink is not None else "")
     )
 
 
@@ -216,23 +260,27 @@ def _targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return None if value is None else value >= bound
 
     c = REFERENCE_CONCURRENCY
+    off_name, on_name = sdk_name(c, False), sdk_name(c, True)
     return [
         make_target(
             f"checksum off, c={c}: throughput / curl --parallel {c}",
             ">= 1.0",
             off.get("ratio_curl"),
             check(off.get("ratio_curl"), 1.0),
+            off_name,
         ),
         make_target(
             f"checksum off, c={c}: throughput / raw TCP",
             ">= 0.45",
             off.get("ratio_raw"),
             check(off.get("ratio_raw"), 0.45),
+            off_name,
         ),
         make_target(
             f"checksum on, c={c}: throughput / curl --parallel {c}",
             ">= 0.8",
             on.get("ratio_curl"),
             check(on.get("ratio_curl"), 0.8),
+            on_name,
         ),
     ]

@@ -104,6 +104,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="BENCHMARKS.md to write")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory for data")
     parser.add_argument("--keep-data", action="store_true", help="keep generated files")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="do not profile clients that miss a target"
+    )
     args = parser.parse_args(argv)
     if args.reps < 1:
         parser.error("--reps must be >= 1")
@@ -114,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="fluidcloud-bench-", dir=scratch_root()))
-    settings = Settings(quick=args.quick, reps=args.reps, work=work, log=_log)
+    settings = Settings(
+        quick=args.quick,
+        reps=args.reps,
+        work=work,
+        log=_log,
+        profile=not (args.quick or args.no_profile),
+    )
     complete = not args.only
     if args.out is not None:
         out = args.out
