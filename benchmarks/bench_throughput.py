@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from typing import Any
 
 from . import _baselines
@@ -43,22 +44,53 @@ def sdk_name(concurrency: int, checksum: bool) -> str:
     return f"fluidcloud_async c={concurrency} checksum {'on' if checksum else 'off'}"
 
 
+def _traced_session(put_ends: list[float]) -> Any:
+    """A session built like the SDK's own (same connector settings) that notes when each
+    PUT's answer arrives: the storage server answers only once it has the whole part."""
+    import aiohttp
+
+    async def on_end(_session: Any, _ctx: Any, params: aiohttp.TraceRequestEndParams) -> None:
+        if params.method == "PUT":
+            put_ends.append(time.perf_counter())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_end)
+    connector = aiohttp.TCPConnector(limit=100, limit_per_host=0, ttl_dns_cache=300)
+    return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+
+
 async def sdk_upload(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
-    """``fc.files.upload(path, space_id, max_concurrency=, checksum=)``, unmodified."""
+    """``fc.files.upload(path, space_id, max_concurrency=, checksum=)``, unmodified.
+
+    With ``track_transfer``, the client gets a traced session so the part phase (until the
+    last part is stored) can be told apart from ``/complete``: ``transfer_s``.
+    """
     from fluidcloud_async import AsyncFluidCloud
 
-    async with AsyncFluidCloud(api_key=args["api_key"], base_url=args["base_url"]) as fc:
-        meter.start()
-        uploaded = await fc.files.upload(
-            args["path"],
-            args["space_id"],
-            max_concurrency=args["concurrency"],
-            checksum=args["checksum"],
-        )
-        meter.stop()
+    put_ends: list[float] = []
+    session = _traced_session(put_ends) if args.get("track_transfer") else None
+    try:
+        async with AsyncFluidCloud(
+            api_key=args["api_key"], base_url=args["base_url"], session=session
+        ) as fc:
+            meter.start()
+            started = time.perf_counter()
+            uploaded = await fc.files.upload(
+                args["path"],
+                args["space_id"],
+                max_concurrency=args["concurrency"],
+                checksum=args["checksum"],
+            )
+            meter.stop()
+    finally:
+        if session is not None:
+            await session.close()
     if uploaded.size != args["size"]:
         raise RuntimeError(f"uploaded size {uploaded.size} != {args['size']}")
-    return {"bytes": args["size"]}
+    out: dict[str, Any] = {"bytes": args["size"]}
+    if put_ends:
+        out["transfer_s"] = max(put_ends) - started
+    return out
 
 
 def hash_pass(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
