@@ -70,15 +70,16 @@ async def test_bad_paths_and_space(
     assert isinstance(missing.value, ValueError)  # also a ValueError, as documented
     with pytest.raises(ValueError, match="directory"):
         await fc.files.upload(tmp_path, space.id)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="space_id"):
         await fc.files.upload(b"x", "")
     with pytest.raises(TypeError):
         await fc.files.upload(b"x", None)  # type: ignore[arg-type]
-    closed = open(tmp_path / "c.bin", "wb+")  # noqa: SIM115
+    closed = open(tmp_path / "c.bin", "wb+")  # noqa: SIM115, ASYNC230
     closed.close()
     with pytest.raises(ValueError, match="closed"):
         await fc.files.upload(closed, space.id)
-    with open(tmp_path / "t.txt", "w") as text, pytest.raises(TypeError, match="text mode"):
+    text = open(tmp_path / "t.txt", "w")  # noqa: SIM115, ASYNC230
+    with text, pytest.raises(TypeError, match="text mode"):
         await fc.files.upload(text, space.id)
     with pytest.raises(ValueError, match="C-contiguous"):
         await fc.files.upload(memoryview(b"abcdef")[::2], space.id)

@@ -97,11 +97,12 @@ async def test_bytes_like(fc: AsyncFluidCloud, space: Space, size: int, kind: st
 async def test_file_objects(fc: AsyncFluidCloud, space: Space, tmp_path: Path, size: int) -> None:
     data = random_bytes(size, seed=3)
     path = write(tmp_path / "f.bin", b"HEADER" + data)
-    with open(path, "rb") as fh:  # seekable, real descriptor, uploaded from its position
+    # Seekable, with a real descriptor, uploaded from its current position.
+    with open(path, "rb") as fh:  # noqa: ASYNC230
         fh.seek(6)
         await _check(fc, await fc.files.upload(fh, space.id), data, "f.bin")
         assert fh.tell() == 6  # positional reads leave the caller's position alone
-    with open(path, "rb", buffering=0) as raw:
+    with open(path, "rb", buffering=0) as raw:  # noqa: ASYNC230
         raw.seek(6)
         await _check(fc, await fc.files.upload(raw, space.id, name="raw.bin"), data, "raw.bin")
     bio = io.BytesIO(b"HEADER" + data)
