@@ -60,6 +60,10 @@ class ConnectFailed(ApiConnectionError):
     """The connection could not be opened: the request never left the client."""
 
 
+class ClientClosed(ApiConnectionError):
+    """The client was closed: nothing was sent, and retrying cannot help."""
+
+
 def parse_retry_after(headers: Mapping[str, str], *, now: Clock = time.time) -> float | None:
     """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``.
 
@@ -100,6 +104,8 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     """Whether a failed attempt may be sent again under the rule above."""
     if isinstance(exc, RateLimitError):
         return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
+    if isinstance(exc, ClientClosed):
+        return False
     if isinstance(exc, ConnectFailed):
         return True
     if isinstance(exc, ApiConnectionError):

@@ -37,7 +37,7 @@ from ._exceptions import (
     UnsupportedMediaTypeError,
 )
 from ._redact import redact_url
-from ._retry import ConnectFailed, OnRetry, Sleep, parse_retry_after, retrying
+from ._retry import ClientClosed, ConnectFailed, OnRetry, Sleep, parse_retry_after, retrying
 from ._version import __version__
 
 logger = logging.getLogger("fluidcloud_async")
@@ -74,9 +74,17 @@ class SessionHolder:
         self._session = session
         self._owned = session is None
         self._connection_limit = connection_limit
+        self._closed = False
 
     def get(self) -> aiohttp.ClientSession:
-        """The session, created on first use inside the running event loop."""
+        """The session, created on first use inside the running event loop.
+
+        After :meth:`close` no new session is created: a request still running (a retry,
+        an upload's ``/complete``) or made later would otherwise open a session that
+        nobody closes. It fails with :class:`ApiConnectionError` instead.
+        """
+        if self._closed:
+            raise ClientClosed("the client is closed; create a new AsyncFluidCloud")
         if self._session is None or (self._owned and self._session.closed):
             connector = aiohttp.TCPConnector(
                 limit=self._connection_limit, limit_per_host=0, ttl_dns_cache=300
@@ -95,6 +103,8 @@ class SessionHolder:
 
     async def close(self) -> None:
         """Close the session if this holder created it; a borrowed session is left open."""
+        if self._owned:
+            self._closed = True
         if self._owned and self._session is not None and not self._session.closed:
             await self._session.close()
 
