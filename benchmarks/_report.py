@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._findings import FINDINGS
 from ._measure import GiB, MiB
 
 Row = Sequence[str]
@@ -286,6 +287,9 @@ def markdown(meta: dict[str, Any], groups: dict[str, dict[str, Any]], plot: str 
             lines += [f"The group failed: `{g['error']}`", ""]
             continue
         lines += SECTIONS[name](g)
+        found = FINDINGS[name](g, m.get("cores")) if name in FINDINGS else []
+        if found:
+            lines += ["**What limits the missed targets**", "", *found, ""]
         lines += _profiles(g)
         for note in g.get("notes", []):
             lines += [f"- {note}"]
@@ -295,7 +299,7 @@ def markdown(meta: dict[str, Any], groups: dict[str, dict[str, Any]], plot: str 
 
 
 def plot(path: Path, groups: dict[str, dict[str, Any]]) -> bool:
-    """Throughput bars (group 1) and capped scaling (group 2); False without matplotlib."""
+    """Throughput bars (group 1) and capped transfer rates vs the ideal (group 2)."""
     try:
         import matplotlib
 
@@ -303,29 +307,37 @@ def plot(path: Path, groups: dict[str, dict[str, Any]]) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    panels = [g for g in (groups.get("throughput"), groups.get("capped")) if g and "summary" in g]
+    panels = []
+    for name, key in (("throughput", "mib_s"), ("capped", "transfer_mib_s")):
+        g = groups.get(name)
+        if g and "summary" in g:
+            rows = [(n, s) for n, s in g["summary"].items() if s.get(key) is not None]
+            if name == "capped":  # the uncapped ceiling would squash the capped bars
+                rows = [(n, s) for n, s in rows if s.get("ideal_mib_s") is not None]
+            panels.append((g, key, rows))
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5.5), squeeze=False)
-    for ax, g in zip(axes[0], panels, strict=True):
-        names = [n for n, s in g["summary"].items() if s.get("mib_s") is not None]
-        values = [g["summary"][n]["mib_s"] for n in names]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 6), squeeze=False)
+    for ax, (g, key, rows) in zip(axes[0], panels, strict=True):
+        names = [n for n, _ in rows]
+        values = [s[key] for _, s in rows]
         colors = ["tab:blue" if n.startswith("fluidcloud_async") else "tab:gray" for n in names]
-        y = range(len(names))
-        ax.barh(list(y), values, color=colors)
-        if g["name"] == "capped":
-            ideals = [g["summary"][n].get("ideal_mib_s") for n in names]
-            for i, ideal in enumerate(ideals):
-                if ideal:
-                    ax.plot([ideal, ideal], [i - 0.4, i + 0.4], color="tab:red", lw=2)
+        y = list(range(len(names)))
+        ax.barh(y, values, color=colors)
+        for i, (_, s) in enumerate(rows):
+            ideal = s.get("ideal_mib_s")
+            if ideal:
+                ax.plot([ideal, ideal], [i - 0.4, i + 0.4], color="tab:red", lw=2)
+        if any(s.get("ideal_mib_s") for _, s in rows):
             ax.plot([], [], color="tab:red", lw=2, label="ideal min(c × cap, ceiling)")
             ax.legend(loc="lower right")
-        ax.set_yticks(list(y), names, fontsize=8)
+        ax.set_yticks(y, names, fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel("MiB/s (median)")
+        ax.set_xlabel("transfer MiB/s (median)" if key == "transfer_mib_s" else "MiB/s (median)")
         ax.set_title(g["title"], fontsize=10)
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:.0f}", va="center", fontsize=8)
+    fig.suptitle("fluidcloud_async (blue) and baselines (grey), same runs", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -1,0 +1,161 @@
+"""What limits a missed target, in words, from the run's own figures and profiles.
+
+Each function returns Markdown bullet lines for one group (none when its targets are met);
+every number in them is read from the group's results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._common import missed_clients
+
+
+def _missed(g: dict[str, Any], client: str) -> bool:
+    return any(t["met"] is False and t.get("client") == client for t in g.get("targets", []))
+
+
+def _inclusive(profile: dict[str, Any], prefix: str) -> float | None:
+    for row in profile.get("inclusive", []):
+        if row["frame"].startswith(prefix):
+            share: float = row["share"]
+            return share
+    return None
+
+
+def _busiest_worker(profile: dict[str, Any]) -> dict[str, Any] | None:
+    workers = [t for t in profile.get("threads", []) if not t["thread"].startswith("MainThread")]
+    return max(workers, key=lambda t: t["busy"], default=None)
+
+
+def _per_rep_ratio(g: dict[str, Any], a: str, b: str) -> list[float]:
+    out = []
+    for rep in g.get("reps", []):
+        x, y = rep.get(a, {}).get("mib_s"), rep.get(b, {}).get("mib_s")
+        if x and y:
+            out.append(x / y)
+    return out
+
+
+def throughput(g: dict[str, Any], cores: int | None) -> list[str]:
+    from .bench_throughput import CURL, HASH, RAW, REFERENCE_CONCURRENCY, sdk_name
+
+    s, lines = g["summary"], []
+    curl = s.get(CURL, {}).get("mib_s")
+    on, off = sdk_name(REFERENCE_CONCURRENCY, True), sdk_name(REFERENCE_CONCURRENCY, False)
+    if _missed(g, off) and off in s:
+        spread = _per_rep_ratio(g, CURL, RAW)
+        text = (
+            f"- **Checksum off** reaches {s[off]['ratio_raw']:.2f} × raw TCP, the `sendfile` "
+            "ceiling: parts go out through `os.sendfile` as the ceiling's do"
+        )
+        prof = g.get("profiles", {}).get(off, {})
+        main = next((t for t in prof.get("threads", []) if t["thread"].startswith("Main")), None)
+        if main and main["top"]:
+            text += f" (event loop busy {main['busy']:.0%}, mostly `{main['top'][0]['frame']}`)"
+        text += "."
+        sink_curl = s.get(CURL, {}).get("sink_cpu_share") or 0.0
+        sink_raw = s.get(RAW, {}).get("sink_cpu_share") or 0.0
+        if spread:
+            text += (
+                f" Against curl it is {s[off]['ratio_curl']:.2f}×: curl and the ceiling trade "
+                f"places from one repetition to the next (curl / raw TCP ranged "
+                f"{min(spread):.2f}–{max(spread):.2f} in this run), and the sink spends less "
+                f"CPU per byte on curl's `write()` streams ({sink_curl:.0%} busy) than on "
+                f"`sendfile` ones ({sink_raw:.0%} busy for the ceiling), so on this loopback "
+                "the ratio to curl is bounded by that spread rather than by the client."
+            )
+        lines.append(text)
+    if _missed(g, on) and on in s:
+        hash_rate = s.get(HASH, {}).get("mib_s")
+        text = (
+            f"- **Checksum on** ({s[on]['mib_s']:.0f} MiB/s, {s[on]['ratio_curl']:.2f} × curl): "
+            "the file's SHA-256 is one sequential pass (a SHA-256 cannot be split across "
+            "parts), run in one worker thread beside the part PUTs."
+        )
+        worker = _busiest_worker(g.get("profiles", {}).get(on, {}))
+        if worker and worker["top"]:
+            text += (
+                f" In the profile that thread is busy {worker['busy']:.0%} of the upload, "
+                f"{worker['top'][0]['share']:.0%} of it in `{worker['top'][0]['frame']}`: "
+                "it is the critical path."
+            )
+        if hash_rate and curl:
+            text += (
+                f" The pass alone (pread + hashlib, nothing else running) does {hash_rate:.0f} "
+                f"MiB/s here, {hash_rate / curl:.2f} × curl. During an upload it shares the "
+                f"{cores or '?'} cores with the sends and the sink, and 0.8 × curl "
+                f"({0.8 * curl:.0f} MiB/s) would need it to keep {0.8 * curl / hash_rate:.0%} "
+                "of its stand-alone speed meanwhile; it kept "
+                f"{s[on]['mib_s'] / hash_rate:.0%}. `checksum=False` (size check only) is the "
+                "documented fast path."
+            )
+        lines.append(text)
+    return lines
+
+
+def overhead(g: dict[str, Any], cores: int | None) -> list[str]:
+    from .bench_overhead import EXPERIMENT, SDK
+
+    s = g["summary"]
+    if not _missed(g, SDK) or SDK not in s:
+        return []
+    text = f"- The SDK uses {s[SDK]['cpu_ratio_to_bare']:.2f} × the CPU of bare aiohttp per call."
+    prof = g.get("profiles", {}).get(SDK, {})
+    retry = _inclusive(prof, "AsyncRetrying.__call__")
+    once = _inclusive(prof, "Transport.request.<locals>.once")
+    if retry is not None and once is not None:
+        text += (
+            f" In its profile the tenacity controller (`AsyncRetrying.__call__`, built anew "
+            f"for every call) spans {retry:.0%} of the samples while the request it wraps "
+            f"(`Transport.request.<locals>.once`) is {once:.0%}: sampling puts about "
+            f"{retry - once:.0%} in retry bookkeeping on calls that never retry (the "
+            "experiment below measures its whole cost)."
+        )
+    exp = s.get(EXPERIMENT, {})
+    if exp.get("cpu_ratio_to_bare") is not None:
+        text += (
+            f" Tried in the same run (`{EXPERIMENT}`, the SDK patched in the client process "
+            "only: first attempt sent directly, the tenacity controller built only after a "
+            f"retryable failure): {exp['cpu_us_per_req']:.0f} µs per call, "
+            f"{exp['cpu_ratio_to_bare']:.2f} × bare aiohttp."
+        )
+    return [text]
+
+
+def capped(g: dict[str, Any], cores: int | None) -> list[str]:
+    lines = []
+    for t in g.get("targets", []):
+        if t["met"] is not False or not t.get("client"):
+            continue
+        row = g["summary"].get(t["client"], {})
+        worker = _busiest_worker(g.get("profiles", {}).get(t["client"], {}))
+        text = (
+            f"- `{t['client']}`: {row.get('transfer_mib_s') or 0:.0f} MiB/s against an ideal of "
+            f"{row.get('ideal_mib_s') or 0:.0f}; the emulator was "
+            f"{row.get('server_cpu_share') or 0:.0%} busy."
+        )
+        if worker:
+            text += f" Busiest client worker thread: {worker['busy']:.0%}."
+        lines.append(text)
+    return lines
+
+
+def bulk(g: dict[str, Any], cores: int | None) -> list[str]:
+    lines = []
+    for client in missed_clients(g.get("targets", [])):
+        row = g["summary"].get(client, {})
+        prof = g.get("profiles", {}).get(client, {})
+        main = next((x for x in prof.get("threads", []) if x["thread"].startswith("Main")), None)
+        text = (
+            f"- `{client}`: {row.get('files_s') or 0:.1f} files/s against a cap of "
+            f"{row.get('cap_files_s') or 0:.1f}, {row.get('rate_limited') or 0:.0f} 429s in "
+            f"{row.get('api_requests') or 0:.0f} API requests."
+        )
+        if main:
+            text += f" The client's event loop was busy {main['busy']:.0%} of the run."
+        lines.append(text)
+    return lines
+
+
+FINDINGS = {"throughput": throughput, "overhead": overhead, "capped": capped, "bulk": bulk}
