@@ -46,6 +46,9 @@ from ._models import (
 )
 from ._pagination import AsyncPaginator
 from ._retry import MAX_RETRY_AFTER, RetryEvent
+from ._transfer._bulk import Results as UploadResults
+from ._transfer._bulk import UploadMany, UploadResult
+from ._transfer._ratelimit import RateLimit
 from ._types import NOT_GIVEN
 from ._version import __version__
 
@@ -78,6 +81,7 @@ __all__ = [
     "Preview",
     "Quota",
     "QuotaExceededError",
+    "RateLimit",
     "RateLimitError",
     "RetryEvent",
     "ScanStatus",
@@ -89,6 +93,9 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "UploadError",
     "UploadExpiredError",
+    "UploadMany",
+    "UploadResult",
+    "UploadResults",
     "UploadTicket",
     "__version__",
 ]

@@ -81,8 +81,16 @@ async def upload_file(
             folder_id=options.folder_id,
         )
         progress = Progress(options.progress, reader.size, parent=parent_progress)
-        async with _positional_if_single(reader, ticket) as source:
-            etags, sha = await _send(client, source, ticket, options, pool, progress)
+        try:
+            async with _positional_if_single(reader, ticket) as source:
+                etags, sha = await _send(client, source, ticket, options, pool, progress)
+        except (ValueError, TypeError, OSError) as exc:  # the source failed while spooling
+            raise UploadError(
+                f"upload {ticket.file_id} failed reading the source: {exc}",
+                file_id=ticket.file_id,
+                upload_id=ticket.upload_id,
+                cause=exc,
+            ) from exc
         await progress.finish()
     # A cancel that arrived while the last part finished is honoured before /complete.
     await anyio.lowlevel.checkpoint()

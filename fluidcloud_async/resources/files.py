@@ -11,7 +11,10 @@ from .._exceptions import ApiResponseError, InfectedFileError, ScanTimeoutError
 from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
 from .._transfer import _args
+from .._transfer._bulk import UploadMany
+from .._transfer._items import expand
 from .._transfer._progress import ProgressCallback
+from .._transfer._ratelimit import RateLimit
 from .._transfer._scheduler import SlotPool
 from .._transfer._sources import describe
 from .._transfer._upload import upload_file
@@ -81,6 +84,78 @@ class Files(Resource):
         slots = _args.positive_int(max_concurrency, "max_concurrency")
         spec = describe(file, name=name, content_type=content_type, size=size)
         return await upload_file(self._client, spec, options, pool=SlotPool(slots))
+
+    def upload_many(
+        self,
+        items: Any,
+        space_id: str,
+        *,
+        folder_id: str | None = None,
+        max_files: int = 16,
+        max_concurrency: int = 16,
+        keys_from_paths: bool = False,
+        key_prefix: str | None = None,
+        fail_fast: bool = False,
+        progress: ProgressCallback | None = None,
+        checksum: bool = True,
+        wait_until_clean: bool = False,
+        public: bool = False,
+        clean_timeout: float | None = 300.0,
+        rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, shared on purpose
+    ) -> UploadMany:
+        """Upload many files through one shared scheduler; results stream as they finish.
+
+        ``items``: a path, a directory (walked recursively), bytes, file objects, async
+        iterables, ``(source, {options})`` pairs (options: name, content_type, size,
+        client_key, folder_id, public, checksum, wait_until_clean), or an iterable of
+        these. ``keys_from_paths`` sets each file's ``client_key`` to its POSIX path
+        relative to the directory it was found in, joined to ``key_prefix``.
+
+        At most ``max_files`` files and ``max_concurrency`` parts (across all files, with
+        their read buffers) are in flight. API calls keep to ``rate_limit`` (the
+        documented per-key caps; ``None`` turns the limiter off). ``progress(sent, total)``
+        reports the whole batch.
+
+        ::
+
+            async with fc.files.upload_many("out/", space.id, keys_from_paths=True) as results:
+                async for r in results:      # UploadResult: source, client_key, file, error
+                    print(r.client_key, "ok" if r.ok else r.error)
+
+            results = await fc.files.upload_many(paths, space.id)   # all, in input order
+
+        One failure does not stop the others unless ``fail_fast=True`` (then the first
+        error is raised and the rest are cancelled). Leaving the ``async with`` block early
+        cancels the uploads still running. Bad items raise TypeError/ValueError here,
+        before any request.
+        """
+        base = _args.upload_options(
+            space_id=space_id,
+            folder_id=folder_id,
+            public=public,
+            checksum=checksum,
+            wait_until_clean=wait_until_clean,
+            clean_timeout=clean_timeout,
+        )
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError(
+                f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
+            )
+        jobs = expand(
+            items,
+            base,
+            keys_from_paths=_args.flag(keys_from_paths, "keys_from_paths"),
+            key_prefix=key_prefix,
+        )
+        return UploadMany(
+            self._client,
+            jobs,
+            max_files=_args.positive_int(max_files, "max_files"),
+            max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
+            fail_fast=_args.flag(fail_fast, "fail_fast"),
+            progress=_args.callback(progress, "progress"),
+            rate_limit=rate_limit,
+        )
 
     def list(
         self,
