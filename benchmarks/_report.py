@@ -152,12 +152,14 @@ def _bulk(g: dict[str, Any]) -> list[str]:
             [
                 name,
                 _num(s.get("files_s")),
+                _num(s.get("speedup_vs_sequential"), ".2f", "×"),
                 _num(s.get("mib_s"), ".1f"),
                 _num(s.get("cpu_s"), ".2f"),
                 _num(s.get("peak_rss") and s["peak_rss"] / MiB),
             ]
         )
-    lines += _table(["client [file set]", "files/s", "MiB/s", "client CPU s", "peak RSS MiB"], rows)
+    header = ["client [file set]", "files/s", "vs sequential", "MiB/s", "CPU s", "peak RSS MiB"]
+    lines += _table(header, rows)
     name, s = next(((n, x) for n, x in g["summary"].items() if "cap_fraction" in x), ("–", {}))
     rows = [
         [

@@ -60,18 +60,22 @@ def _curl_version() -> str | None:
     return " ".join(out.stdout.split()[:2]) or None
 
 
-def _commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
         )
     except OSError:
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _commit() -> str | None:
+    """HEAD, marked when the package's files differ from it (what ran is not HEAD)."""
+    head = _git("rev-parse", "--short", "HEAD")
+    if head and _git("status", "--porcelain", "--", "fluidcloud_async"):
+        head += " + uncommitted changes in fluidcloud_async/"
+    return head
 
 
 def machine_meta(settings: Settings) -> dict[str, Any]:
