@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from typing import Any
 
 from .._validate_args import optional_id, require_id, require_text
@@ -65,3 +67,27 @@ def upload_options(
         clean_timeout=timeout(clean_timeout, "clean_timeout"),
         progress=callback(progress, "progress"),
     )
+
+
+def destination(dest: Any) -> Any:
+    """A download destination: a path whose folder exists, or a writable binary file."""
+    if isinstance(dest, (str, os.PathLike)):
+        path = os.fspath(dest)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not path:
+            raise ValueError("the destination path is empty")
+        if os.path.isdir(path):
+            raise ValueError(f"{path!r} is a directory: give the file's path")
+        path = os.path.abspath(path)
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise ValueError(f"the folder {parent!r} does not exist")
+        return path
+    if isinstance(dest, io.TextIOBase) or "t" in str(getattr(dest, "mode", "")):
+        raise TypeError("the destination is open in text mode: open it with 'wb'")
+    if not callable(getattr(dest, "write", None)):
+        raise TypeError(f"dest must be a path or a binary file object, not {type(dest).__name__}")
+    if getattr(dest, "closed", False) is True:
+        raise ValueError("the destination file is closed")
+    return dest

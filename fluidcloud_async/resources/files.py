@@ -12,12 +12,13 @@ from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
 from .._transfer import _args
 from .._transfer._bulk import UploadMany
+from .._transfer._download import download_file
 from .._transfer._items import expand
 from .._transfer._progress import ProgressCallback
 from .._transfer._ratelimit import RateLimit
 from .._transfer._scheduler import SlotPool
 from .._transfer._sources import describe
-from .._transfer._upload import upload_file
+from .._transfer._upload import storage_policy, upload_file
 from .._types import NOT_GIVEN, NotGiven
 from .._validate_args import (
     optional_id,
@@ -155,6 +156,34 @@ class Files(Resource):
             fail_fast=_args.flag(fail_fast, "fail_fast"),
             progress=_args.callback(progress, "progress"),
             rate_limit=rate_limit,
+        )
+
+    async def download(
+        self,
+        file_id: str,
+        dest: Any,
+        *,
+        progress: ProgressCallback | None = None,
+        max_concurrency: int = 4,
+        verify: bool = True,
+    ) -> File:
+        """Download a (clean) file's bytes to ``dest`` and return its record.
+
+        ``dest`` is a path - written to a temporary file beside it, renamed into place only
+        when complete and verified - or a binary file object (sync or aiofiles) written
+        sequentially. Files of 32 MiB and more are fetched as up to ``max_concurrency``
+        parallel ranged GETs. ``verify`` checks the size and the record's SHA-256 (raising
+        :class:`DownloadError` on a mismatch). ``progress(received, total)`` as for upload.
+        """
+        file_id = require_id(file_id, "file_id")
+        return await download_file(
+            self._client,
+            file_id,
+            _args.destination(dest),
+            progress=_args.callback(progress, "progress"),
+            max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
+            verify=_args.flag(verify, "verify"),
+            policy=storage_policy(self._client),
         )
 
     def list(
