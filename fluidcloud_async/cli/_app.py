@@ -42,8 +42,8 @@ class RootGroup(AliasedGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            raise  # click's own handling (BrokenPipe: `fluidcloud ... | head` ends quietly)
         except KeyboardInterrupt:
             click.echo("fluidcloud: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)

@@ -1,8 +1,8 @@
 """Transfer progress: a live rich display on a terminal, plain lines otherwise.
 
-Everything is written to stderr so stdout stays clean for results (``--json``). The live
-display is used only when both stdout and stderr are terminals; when either is piped or
-redirected, progress degrades to a line per finished file plus a periodic overall line.
+Everything goes to stderr so stdout stays clean for results (``--json``). The live display
+is used only when both stdout and stderr are terminals; when either is piped or redirected,
+progress degrades to a line per finished file plus an overall line every few seconds.
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ def _eta(done: int, total: int, elapsed: float) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
 
 
+def _short(label: str, width: int = 40) -> str:
+    return label if len(label) <= width else "..." + label[-(width - 3) :]
+
+
 class FileTask:
-    """Progress of one file inside a :class:`Display`."""
+    """Byte progress of one file; ``update`` has the SDK's ``progress(done, total)`` shape."""
 
     def __init__(self, display: Display, label: str, total: int | None) -> None:
         self.display = display
@@ -50,22 +54,23 @@ class FileTask:
         self.task: TaskID | None = None
 
     def update(self, done: int, total: int | None = None) -> None:
-        """``done`` bytes of ``total`` (the callback form the SDK uses)."""
+        """``done`` bytes of ``total`` so far."""
         if total is not None:
             self.total = total
-        delta = done - self.done
+        self.display.done += done - self.done
         self.done = done
-        self.display._advance(self, delta)
+        self.display._changed(self)
 
     def finish(self, ok: bool, note: str = "") -> None:
         """Mark the file done (or failed) and report it."""
         if ok and self.total is not None and self.done < self.total:
             self.update(self.total)
-        self.display._finish(self, ok, note)
+        elapsed = time.monotonic() - self.started
+        self.display.file_done(self.label, self.total, ok, note, elapsed=elapsed, task=self)
 
 
 class Display:
-    """Base display: counts overall bytes; subclasses decide how to show them."""
+    """Counts overall bytes and finished files; subclasses decide what to show."""
 
     def __init__(self, total: int, files: int) -> None:
         self.total = total
@@ -88,59 +93,70 @@ class Display:
     def close(self) -> None:
         """Stop the display."""
 
-    def add_file(self, label: str, total: int | None) -> FileTask:
-        """Start tracking one file."""
-        return FileTask(self, label, total)
-
     def log(self, message: str) -> None:
         """A line for the user (kept clear of the live area)."""
         click.echo(message, err=True)
 
-    def _advance(self, task: FileTask, delta: int) -> None:
-        self.done += delta
+    def add_file(self, label: str, total: int | None) -> FileTask:
+        """Track one file's bytes."""
+        return FileTask(self, label, total)
 
-    def _finish(self, task: FileTask, ok: bool, note: str) -> None:
+    def batch(self, done: int, total: int) -> None:
+        """Overall bytes of a batch (the ``progress`` callback of ``upload_many``)."""
+        self.done, self.total = done, total
+        self._changed(None)
+
+    def file_done(
+        self,
+        label: str,
+        size: int | None,
+        ok: bool,
+        note: str = "",
+        *,
+        elapsed: float | None = None,
+        task: FileTask | None = None,
+    ) -> None:
+        """One file finished (``ok``) or failed (``note`` says why)."""
         self.finished += 1
+        if not ok:
+            self.log(f"FAILED {label}: {note}")
+        elif self._verbose():
+            extra = [human_bytes(size) if size is not None else "?"]
+            if elapsed is not None:
+                extra += [f"{elapsed:.1f}s", _rate(size or 0, elapsed)]
+            self.log(f"done   {label} ({', '.join(extra)}){' ' + note if note else ''}")
 
-    def _summary(self, task: FileTask, ok: bool, note: str) -> str:
-        elapsed = time.monotonic() - task.started
-        size = human_bytes(task.total) if task.total is not None else "?"
-        if ok:
-            tail = f" {note}" if note else ""
-            return (
-                f"done   {task.label} ({size}, {elapsed:.1f}s, {_rate(task.done, elapsed)}){tail}"
-            )
-        return f"FAILED {task.label}: {note}"
+    def _verbose(self) -> bool:
+        return True
+
+    def _changed(self, task: FileTask | None) -> None:
+        pass
 
 
 class QuietDisplay(Display):
     """No progress at all (``--quiet``); failures still reach stderr."""
 
-    def _finish(self, task: FileTask, ok: bool, note: str) -> None:
-        super()._finish(task, ok, note)
-        if not ok:
-            self.log(self._summary(task, ok, note))
+    def _verbose(self) -> bool:
+        return False
 
 
 class PlainDisplay(Display):
     """Line-oriented progress for logs and pipes."""
 
-    def __init__(self, total: int, files: int) -> None:
+    def __init__(self, total: int, files: int, title: str | None = None) -> None:
         super().__init__(total, files)
         self._last_line = time.monotonic()
+        if title:
+            self.log(title)
 
-    def _advance(self, task: FileTask, delta: int) -> None:
-        super()._advance(task, delta)
+    def _changed(self, task: FileTask | None) -> None:
         now = time.monotonic()
         if now - self._last_line >= PLAIN_INTERVAL:
             self._last_line = now
-            self.log(self._overall())
+            self.log(self.overall_line())
 
-    def _finish(self, task: FileTask, ok: bool, note: str) -> None:
-        super()._finish(task, ok, note)
-        self.log(self._summary(task, ok, note))
-
-    def _overall(self) -> str:
+    def overall_line(self) -> str:
+        """``progress 12.0 MiB of 40.0 MiB (30%), 3/10 files, 5.1 MiB/s, ETA 5s``."""
         elapsed = time.monotonic() - self.started
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         return (
@@ -151,7 +167,7 @@ class PlainDisplay(Display):
 
 
 class RichDisplay(Display):
-    """A live display: one bar per file in flight and one overall bar."""
+    """A live display: the overall bar, plus one bar per tracked file in flight."""
 
     def __init__(self, total: int, files: int) -> None:
         super().__init__(total, files)
@@ -164,9 +180,11 @@ class RichDisplay(Display):
             console=console(stderr=True),
             transient=True,
         )
-        label = f"all {files} files" if files > 1 else "total"
-        self.overall = self.progress.add_task(label, total=total or None)
+        self.overall = self.progress.add_task(self._label(), total=total or None)
         self.progress.start()
+
+    def _label(self) -> str:
+        return f"{self.finished}/{self.files} files" if self.files > 1 else "total"
 
     def close(self) -> None:
         self.progress.stop()
@@ -182,29 +200,38 @@ class RichDisplay(Display):
             self.progress.update(self.overall, description=_short(label))
         return task
 
-    def _advance(self, task: FileTask, delta: int) -> None:
-        super()._advance(task, delta)
-        if task.task is not None:
+    def _changed(self, task: FileTask | None) -> None:
+        if task is not None and task.task is not None:
             self.progress.update(task.task, completed=task.done, total=task.total)
-        self.progress.update(self.overall, completed=self.done)
+        self.progress.update(self.overall, completed=self.done, total=self.total or None)
 
-    def _finish(self, task: FileTask, ok: bool, note: str) -> None:
-        super()._finish(task, ok, note)
-        if task.task is not None:
+    def file_done(
+        self,
+        label: str,
+        size: int | None,
+        ok: bool,
+        note: str = "",
+        *,
+        elapsed: float | None = None,
+        task: FileTask | None = None,
+    ) -> None:
+        if task is not None and task.task is not None:
             # Finished files leave the live area (a bulk upload may have thousands).
             self.progress.remove_task(task.task)
-        if self.files > 1 or not ok:
-            self.log(self._summary(task, ok, note))
+        super().file_done(label, size, ok, note, elapsed=elapsed, task=task)
+        if self.files > 1:
+            self.progress.update(self.overall, description=self._label())
+
+    def _verbose(self) -> bool:
+        return self.files > 1  # one file: the bar and the result table say it all
 
 
-def _short(label: str, width: int = 40) -> str:
-    return label if len(label) <= width else "..." + label[-(width - 3) :]
-
-
-def make_display(total: int, files: int, *, quiet: bool = False) -> Display:
-    """The display that fits the terminal situation."""
+def make_display(
+    total: int, files: int, *, quiet: bool = False, title: str | None = None
+) -> Display:
+    """The display that fits where the output goes (``title`` starts a plain log)."""
     if quiet:
         return QuietDisplay(total, files)
     if sys.stdout.isatty() and sys.stderr.isatty():
         return RichDisplay(total, files)
-    return PlainDisplay(total, files)
+    return PlainDisplay(total, files, title)

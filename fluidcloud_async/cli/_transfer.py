@@ -2,75 +2,124 @@
 
 from __future__ import annotations
 
-import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import anyio
 import click
 
 from .._client import AsyncFluidCloud
 from .._models import File
-from ._context import run_client
-from ._output import show_list
+from ._context import get_settings, run_client
+from ._output import dump, error_line, human_bytes, show_list, show_message
 from ._params import ID, TEXT, json_option
 from ._progress import Display, make_display
 
 UPLOAD_COLUMNS = ("id", "original_name", "size", "scan_status", "client_key")
 
 
-def _walk(paths: tuple[Path, ...]) -> list[Path]:
-    """Every regular file under ``paths`` (directories recursively, in a stable order)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                found.extend(Path(root, n) for n in sorted(names) if Path(root, n).is_file())
-        else:
-            found.append(path)
-    return found
+@dataclass(frozen=True)
+class UploadRequest:
+    """What `files upload` was asked to do."""
+
+    paths: tuple[Path, ...]
+    space_id: str
+    folder_id: str | None
+    client_key: str | None
+    keys_from_paths: bool
+    key_prefix: str | None
+    public: bool
+    wait: bool
+    concurrency: int | None
+    max_files: int | None
+
+    def check(self) -> None:
+        """Usage errors that click's types cannot express."""
+        if self.client_key is not None and self.keys_from_paths:
+            raise click.UsageError("give at most one of --client-key and --keys-from-paths")
+        if self.client_key is not None and (len(self.paths) != 1 or self.paths[0].is_dir()):
+            raise click.UsageError("--client-key needs exactly one file (use --keys-from-paths)")
+        if self.key_prefix is not None and not self.keys_from_paths:
+            raise click.UsageError("--key-prefix needs --keys-from-paths")
+
+    @property
+    def single(self) -> bool:
+        """One plain file: uploaded with per-file progress by ``files.upload``."""
+        return len(self.paths) == 1 and not self.paths[0].is_dir() and not self.keys_from_paths
 
 
-def _check_upload_args(
-    paths: tuple[Path, ...], client_key: str | None, keys_from_paths: bool, key_prefix: str | None
-) -> None:
-    if client_key is not None and keys_from_paths:
-        raise click.UsageError("give at most one of --client-key and --keys-from-paths")
-    if client_key is not None and (len(paths) != 1 or paths[0].is_dir()):
-        raise click.UsageError("--client-key needs exactly one file (use --keys-from-paths)")
-    if key_prefix is not None and not keys_from_paths:
-        raise click.UsageError("--key-prefix needs --keys-from-paths")
-
-
-async def _upload_one(
-    fc: AsyncFluidCloud,
-    path: Path,
-    size: int,
-    display: Display,
-    *,
-    space_id: str,
-    folder_id: str | None,
-    client_key: str | None,
-    public: bool,
-    wait: bool,
-    concurrency: int,
-) -> File:
-    task = display.add_file(str(path), size)
-    try:
-        file = await fc.files.upload(
-            path,
-            space_id,
-            folder_id=folder_id,
-            client_key=client_key,
-            public=public,
-            wait_until_clean=wait,
-            max_concurrency=concurrency,
-            progress=task.update,
-        )
-    except Exception as exc:
-        task.finish(False, str(exc))
-        raise
-    task.finish(True, file.id)
+async def _upload_single(fc: AsyncFluidCloud, req: UploadRequest, size: int, quiet: bool) -> File:
+    path = req.paths[0]
+    title = f"uploading {path} ({human_bytes(size)})"
+    with make_display(size, 1, quiet=quiet, title=title) as display:
+        task = display.add_file(str(path), size)
+        try:
+            file = await fc.files.upload(
+                path,
+                req.space_id,
+                folder_id=req.folder_id,
+                client_key=req.client_key,
+                public=req.public,
+                wait_until_clean=req.wait,
+                max_concurrency=req.concurrency or 8,
+                progress=task.update,
+            )
+        except Exception as exc:
+            task.finish(False, error_line(exc))
+            raise
+        task.finish(True, file.id)
     return file
+
+
+async def _upload_bulk(
+    fc: AsyncFluidCloud, req: UploadRequest, quiet: bool
+) -> tuple[list[File], int]:
+    """Everything through ``upload_many`` (one shared scheduler and rate limiter)."""
+    limits: dict[str, Any] = {}  # only what was given: the SDK's defaults stay its own
+    if req.max_files is not None:
+        limits["max_files"] = req.max_files
+    if req.concurrency is not None:
+        limits["max_concurrency"] = req.concurrency
+    shown: list[Display] = []  # the display exists only once the batch size is known
+
+    def report(sent: int, total: int) -> None:
+        for display in shown:
+            display.batch(sent, total)
+
+    try:
+        batch = fc.files.upload_many(
+            list(req.paths),
+            req.space_id,
+            folder_id=req.folder_id,
+            keys_from_paths=req.keys_from_paths,
+            key_prefix=req.key_prefix,
+            public=req.public,
+            wait_until_clean=req.wait,
+            progress=report,
+            **limits,
+        )
+    except (TypeError, ValueError) as exc:  # refused before any request, e.g. duplicate keys
+        raise click.UsageError(str(exc)) from exc
+    if len(batch) == 0:
+        raise click.UsageError("no files to upload under the given paths")
+    done: list[tuple[int, File]] = []
+    failed = 0
+    title = f"uploading {len(batch)} files"
+    with make_display(0, len(batch), quiet=quiet, title=title) as display:
+        shown.append(display)
+        async with batch as results:
+            async for result in results:
+                label = str(result.source)
+                if result.ok and result.file is not None:
+                    done.append((result.index, result.file))
+                    display.file_done(label, result.file.size, True)
+                else:
+                    failed += 1
+                    why = error_line(result.error) if result.error else "no file returned"
+                    display.file_done(label, None, False, why)
+    return [file for _, file in sorted(done, key=lambda pair: pair[0])], failed
 
 
 @click.command("upload")
@@ -87,63 +136,127 @@ async def _upload_one(
 @click.option(
     "--keys-from-paths",
     is_flag=True,
-    help="Use each file's path relative to the given directory as its client key.",
+    help="Client key of each file: its path relative to the directory given "
+    "(a file given directly: its name).",
 )
-@click.option("--key-prefix", type=TEXT, help="Prefix of keys from paths (e.g. 'jobs/7/').")
+@click.option("--key-prefix", type=TEXT, help="Prefix of keys from paths (e.g. 'jobs/7').")
 @click.option("--public", is_flag=True, help="Wait for the scan, then mint a public link.")
 @click.option("--wait", is_flag=True, help="Wait until every file is scanned clean.")
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Parts in flight, shared by all files.",
+    help="Parts in flight, shared by all files (default 8 for one file, 16 in bulk).",
 )
-@click.option("--max-files", type=click.IntRange(min=1), help="Files in flight at once.")
+@click.option(
+    "--max-files", type=click.IntRange(min=1), help="Files in flight at once (default 16)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
-def upload(
-    paths: tuple[Path, ...],
-    space_id: str,
-    folder_id: str | None,
-    client_key: str | None,
-    keys_from_paths: bool,
-    key_prefix: str | None,
-    public: bool,
-    wait: bool,
-    concurrency: int,
-    max_files: int | None,
-    quiet: bool,
+def upload(quiet: bool, **options: Any) -> None:
+    """Upload files and whole directories; print the stored files.
+
+    Progress goes to stderr. A directory is walked recursively and uploaded through one
+    shared scheduler. Exit status 1 if any file failed (the others still upload);
+    Ctrl-C cancels every transfer in flight and exits 130.
+    """
+    req = UploadRequest(**options)
+    req.check()
+    size = req.paths[0].stat().st_size if req.single else 0
+
+    async def body(fc: AsyncFluidCloud) -> tuple[list[File], int]:
+        if req.single:
+            return [await _upload_single(fc, req, size, quiet)], 0
+        return await _upload_bulk(fc, req, quiet)
+
+    uploaded, failed = run_client(body)
+    columns = (*UPLOAD_COLUMNS, "public_url") if req.public else UPLOAD_COLUMNS
+    show_list(uploaded, columns, empty="nothing uploaded")
+    if failed:
+        total = failed + len(uploaded)
+        click.echo(f"fluidcloud: error: {failed} of {total} uploads failed", err=True)
+        click.get_current_context().exit(1)
+
+
+def _local_name(file: File) -> str:
+    """A safe filename for ``file`` inside a directory (never a path that escapes it)."""
+    name = Path(file.original_name.replace("\\", "/")).name
+    return name if name not in ("", ".", "..") else file.id
+
+
+def _split_download_args(args: tuple[str, ...], client_key: str | None) -> tuple[str | None, str]:
+    if client_key is not None:
+        if len(args) != 1:
+            raise click.UsageError("with --client-key give only DEST")
+        return None, args[0]
+    if len(args) != 2:
+        raise click.UsageError("give ID and DEST (or --client-key KEY and DEST)")
+    return ID.convert(args[0], None, click.get_current_context()), args[1]
+
+
+@click.command("download")
+@click.argument("args", nargs=-1, metavar="[ID] DEST")
+@click.option("--client-key", type=TEXT, help="Find the file by your client key instead of ID.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Ranged GETs in flight for large files.",
+)
+@click.option("--no-verify", is_flag=True, help="Skip the SHA-256 check of the bytes.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+def download(
+    args: tuple[str, ...], client_key: str | None, concurrency: int, no_verify: bool, quiet: bool
 ) -> None:
-    """Upload files and whole directories (progress on stderr; Ctrl-C stops cleanly)."""
-    _check_upload_args(paths, client_key, keys_from_paths, key_prefix)
-    files = _walk(paths)
-    sizes = {p: p.stat().st_size for p in files}
-    total = sum(sizes.values())
-    single = len(paths) == 1 and not paths[0].is_dir() and not keys_from_paths
+    """Download a file to DEST (a path, a directory, or - for stdout), verified.
 
-    async def body(fc: AsyncFluidCloud) -> list[File]:
-        with make_display(total, len(files), quiet=quiet) as display:
-            if single:
-                one = await _upload_one(
-                    fc,
-                    paths[0],
-                    sizes[paths[0]],
-                    display,
-                    space_id=space_id,
-                    folder_id=folder_id,
-                    client_key=client_key,
-                    public=public,
-                    wait=wait,
-                    concurrency=concurrency,
+    The bytes land beside DEST and are renamed into place only when complete.
+    """
+    file_id, dest_arg = _split_download_args(args, client_key)
+    to_stdout = dest_arg == "-"
+    if to_stdout and get_settings().json:
+        raise click.UsageError("--json cannot be combined with DEST '-'")
+
+    async def body(fc: AsyncFluidCloud) -> tuple[File, str]:
+        if file_id is not None:
+            file = await fc.files.get(file_id)
+        else:
+            assert client_key is not None
+            file = await fc.files.resolve(client_key)
+        dest = Path(dest_arg)
+        if not to_stdout and await anyio.Path(dest).is_dir():
+            dest = dest / _local_name(file)
+        title = f"downloading {file.id} ({human_bytes(file.size or 0)}) to {dest_arg}"
+        with make_display(file.size or 0, 1, quiet=quiet, title=title) as display:
+            task = display.add_file(file.original_name, file.size)
+            target: Any = sys.stdout.buffer if to_stdout else dest
+            try:
+                await fc.files.download(
+                    file.id,
+                    target,
+                    progress=task.update,
+                    max_concurrency=concurrency,
+                    verify=not no_verify,
                 )
-                return [one]
-            raise NotImplementedError("bulk upload")
+            except Exception as exc:
+                task.finish(False, str(exc))
+                raise
+            task.finish(True)
+        return file, "-" if to_stdout else str(dest)
 
-    uploaded = run_client(body)
-    show_list(uploaded, (*UPLOAD_COLUMNS, "public_url") if public else UPLOAD_COLUMNS, empty="")
+    file, where = run_client(body)
+    if to_stdout:
+        sys.stdout.buffer.flush()
+        return
+    checked = "not verified" if no_verify else "SHA-256 verified"
+    show_message(
+        f"downloaded {file.id} ({human_bytes(file.size or 0)}) to {where}, {checked}",
+        {"path": where, "verified": not no_verify, "file": dump(file)},
+    )
 
 
 def register(group: click.Group) -> None:
     """Add the transfer commands to the ``files`` group."""
     group.add_command(upload)
+    group.add_command(download)

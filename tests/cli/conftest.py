@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -106,3 +107,46 @@ def invoke(monkeypatch: pytest.MonkeyPatch) -> Any:
         return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
     return call
+
+
+class Cli:
+    """Runs the CLI against an emulator and checks the status and the output's hygiene.
+
+    ``in_process=False`` runs ``python -m fluidcloud_async`` (the real entry point);
+    ``True`` uses CliRunner, ~100x faster, for the bulk of per-command checks.
+    """
+
+    def __init__(self, emulator: EmulatorInfo, *, in_process: bool) -> None:
+        self.emulator = emulator
+        self.in_process = in_process
+
+    def run(self, *args: str) -> Run:
+        if not self.in_process:
+            return run_cli(*args, env=self.emulator.env)
+        result = CliRunner().invoke(cli, list(args), env=self.emulator.env)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    def __call__(self, *args: str, code: int = 0) -> Run:
+        result = self.run(*args)
+        assert result.code == code, (args, result.stdout, result.stderr)
+        assert self.emulator.api_key not in result.stdout + result.stderr
+        if "--debug" not in args:
+            assert "Traceback" not in result.stderr
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self("--json", *args).stdout)
+
+
+@pytest.fixture
+def fc(emulator: EmulatorInfo) -> Cli:
+    """The CLI as a subprocess."""
+    return Cli(emulator, in_process=False)
+
+
+@pytest.fixture
+def fcx(emulator: EmulatorInfo) -> Cli:
+    """The CLI in-process (CliRunner)."""
+    return Cli(emulator, in_process=True)

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from fluidcloud_async.emulator import EmulatorConfig, Faults
-from fluidcloud_async.resources import Files
 
 from .conftest import EmulatorInfo, run_cli, threaded_emulator
 
@@ -36,8 +35,6 @@ def _env(emulator: EmulatorInfo) -> dict[str, str]:
 def test_ctrl_c_stops_upload_cleanly(
     slow_emulator: EmulatorInfo, tmp_path: Path, paths: str
 ) -> None:
-    if paths == "dir" and not hasattr(Files, "upload_many"):
-        pytest.skip("bulk upload engine not landed yet")
     env = _env(slow_emulator)
     space = json.loads(run_cli("--json", "spaces", "create", "ctrl-c", env=env).stdout)["id"]
     big = tmp_path / "data" / "big.bin"
@@ -55,9 +52,11 @@ def test_ctrl_c_stops_upload_cleanly(
         text=True,
     ) as proc:
         try:
-            # 4 MiB at 256 KiB/s takes 16 s: two seconds in, the PUT is surely in flight
-            # (progress of a file-backed PUT is reported per 8 MiB, so it cannot be awaited).
-            time.sleep(2.0)
+            # The plain display's first line comes just before the first request; 4 MiB
+            # at 256 KiB/s then takes 16 s, so half a second later the PUT is in flight.
+            assert proc.stderr is not None
+            assert proc.stderr.readline().startswith("uploading ")
+            time.sleep(0.5)
             assert proc.poll() is None, proc.communicate()
             proc.send_signal(signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=30)

@@ -42,6 +42,8 @@ def test_help_lists_every_resource(invoke: Any) -> None:
                 "public-url",
                 "signed-url",
                 "wait-until-clean",
+                "upload",
+                "download",
             ],
         ),
         ("shares", ["list", "create", "revoke"]),
