@@ -40,6 +40,9 @@ def emulator_config() -> EmulatorConfig:
 async def emu(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
     async with Emulator(emulator_config) as emulator:
         yield emulator
+        # Stopping mid-scan can leave the emulator's scanner with an open file (reported);
+        # letting pending scans finish keeps teardown free of ResourceWarnings.
+        await emulator.wait_for_scans()
 
 
 @pytest.fixture
