@@ -44,6 +44,15 @@ class UploadRequest:
         if self.key_prefix is not None and not self.keys_from_paths:
             raise click.UsageError("--key-prefix needs --keys-from-paths")
 
+    def limits(self, *, single: bool) -> dict[str, Any]:
+        """The concurrency options given (only those: the SDK's defaults stay its own)."""
+        given: dict[str, Any] = {}
+        if self.concurrency is not None:
+            given["max_concurrency"] = self.concurrency
+        if self.max_files is not None and not single:
+            given["max_files"] = self.max_files
+        return given
+
     @property
     def single(self) -> bool:
         """One plain file: uploaded with per-file progress by ``files.upload``."""
@@ -55,20 +64,17 @@ async def _upload_single(fc: AsyncFluidCloud, req: UploadRequest, size: int, qui
     title = f"uploading {path} ({human_bytes(size)})"
     with make_display(size, 1, quiet=quiet, title=title) as display:
         task = display.add_file(str(path), size)
-        try:
-            file = await fc.files.upload(
-                path,
-                req.space_id,
-                folder_id=req.folder_id,
-                client_key=req.client_key,
-                public=req.public,
-                wait_until_clean=req.wait,
-                max_concurrency=req.concurrency or 8,
-                progress=task.update,
-            )
-        except Exception as exc:
-            task.finish(False, error_line(exc))
-            raise
+        # A failure propagates to the root group, which prints its one line.
+        file = await fc.files.upload(
+            path,
+            req.space_id,
+            folder_id=req.folder_id,
+            client_key=req.client_key,
+            public=req.public,
+            wait_until_clean=req.wait,
+            progress=task.update,
+            **req.limits(single=True),
+        )
         task.finish(True, file.id)
     return file
 
@@ -77,11 +83,6 @@ async def _upload_bulk(
     fc: AsyncFluidCloud, req: UploadRequest, quiet: bool
 ) -> tuple[list[File], int]:
     """Everything through ``upload_many`` (one shared scheduler and rate limiter)."""
-    limits: dict[str, Any] = {}  # only what was given: the SDK's defaults stay its own
-    if req.max_files is not None:
-        limits["max_files"] = req.max_files
-    if req.concurrency is not None:
-        limits["max_concurrency"] = req.concurrency
     shown: list[Display] = []  # the display exists only once the batch size is known
 
     def report(sent: int, total: int) -> None:
@@ -98,7 +99,7 @@ async def _upload_bulk(
             public=req.public,
             wait_until_clean=req.wait,
             progress=report,
-            **limits,
+            **req.limits(single=False),
         )
     except (TypeError, ValueError) as exc:  # refused before any request, e.g. duplicate keys
         raise click.UsageError(str(exc)) from exc
@@ -231,17 +232,14 @@ def download(
         with make_display(file.size or 0, 1, quiet=quiet, title=title) as display:
             task = display.add_file(file.original_name, file.size)
             target: Any = sys.stdout.buffer if to_stdout else dest
-            try:
-                await fc.files.download(
-                    file.id,
-                    target,
-                    progress=task.update,
-                    max_concurrency=concurrency,
-                    verify=not no_verify,
-                )
-            except Exception as exc:
-                task.finish(False, str(exc))
-                raise
+            # A failure propagates to the root group, which prints its one line.
+            file = await fc.files.download(
+                file.id,
+                target,
+                progress=task.update,
+                max_concurrency=concurrency,
+                verify=not no_verify,
+            )
             task.finish(True)
         return file, "-" if to_stdout else str(dest)
 

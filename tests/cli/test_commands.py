@@ -132,6 +132,15 @@ def test_bulk_failures_exit_1(fcx: Cli, tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1] == "fluidcloud: error: 3 of 3 uploads failed"
 
 
+def test_single_upload_failure_is_one_error_line(fcx: Cli, tmp_path: Path) -> None:
+    (tmp_path / "x").write_bytes(b"x")
+    result = fcx("files", "upload", str(tmp_path / "x"), "--space", MISSING, code=1)
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[0].startswith("uploading ")
+    (error,) = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert error.startswith("fluidcloud: error: API error 404: ")
+
+
 def test_upload_usage_errors(fcx: Cli, tmp_path: Path) -> None:
     (tmp_path / "x").write_bytes(b"x")
     (tmp_path / "y").write_bytes(b"x")
