@@ -168,3 +168,27 @@ def test_wait_timeout_and_import_url(fcx: Cli, clean_file: dict[str, Any]) -> No
         fcx.json("files", "wait", imported["id"])["sha256"]
         == hashlib.sha256(clean_file["data"]).hexdigest()
     )
+
+
+def test_raw_upload_steps(fcx: Cli) -> None:
+    space = fcx.json("spaces", "create", "raw")["id"]
+    data = b"three steps\n"
+    ticket = fcx.json(
+        "uploads", "initiate", "--name", "raw.txt", "--size", str(len(data)), "--space", space,
+        "--content-type", "text/plain",
+    )  # fmt: skip
+    assert (ticket["mode"], ticket["content_type"]) == ("single", "text/plain")
+    headers = {"Content-Type": "text/plain"}  # exactly what the URL was signed for
+    put = urllib.request.Request(ticket["upload_url"], data=data, method="PUT", headers=headers)
+    with urllib.request.urlopen(put, timeout=10) as resp:
+        assert resp.status == 200
+    file = fcx.json(
+        "uploads", "complete", "--file-id", ticket["file_id"], "--key", ticket["key"],
+        "--name", "raw.txt", "--size", str(len(data)), "--space", space,
+        "--sha256", hashlib.sha256(data).hexdigest(), "--client-key", f"raw/{space}",
+    )  # fmt: skip
+    assert (file["id"], file["size"]) == (ticket["file_id"], len(data))
+    fcx("uploads", "complete", "--file-id", ticket["file_id"], "--key", "k", "--name", "n",
+        "--size", "1", "--space", space, "--part", "1:x", code=2)  # fmt: skip
+    fcx("uploads", "complete", "--file-id", ticket["file_id"], "--key", "k", "--name", "n",
+        "--size", "1", "--space", space, "--upload-id", "u", "--part", "x", code=2)  # fmt: skip

@@ -48,7 +48,7 @@ def test_help_lists_every_resource(invoke: Any) -> None:
         ),
         ("shares", ["list", "create", "revoke"]),
         ("quota", ["usage"]),
-        ("uploads", ["import-url"]),
+        ("uploads", ["import-url", "initiate", "complete"]),
     ],
 )
 def test_every_sdk_method_has_a_command(invoke: Any, group: str, commands: list[str]) -> None:
