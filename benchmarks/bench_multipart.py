@@ -79,6 +79,30 @@ async def _client(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _use_aiofiles_body() -> None:
+    """Swap the engine's file body for the plain aiofiles pattern (read bytes, write them)."""
+    import aiofiles
+
+    from fluidcloud_async._transfer import _body, _upload
+
+    class AiofilesBody(_body._Body):
+        def __init__(self, reader: Any, offset: int, length: int, **kw: Any) -> None:
+            super().__init__(length, kw.get("progress"), kw.get("stall_timeout", 300.0))
+            self._path, self._offset = reader.bench_path, offset
+
+        async def _write(self, writer: Any) -> None:
+            async with aiofiles.open(self._path, "rb") as fh:
+                await fh.seek(self._offset)
+                left = self._length
+                while left:
+                    data = await fh.read(min(_body.CHUNK, left))
+                    await writer.write(data)
+                    left -= len(data)
+                    await self._count(len(data))
+
+    _upload.FileBody = AiofilesBody  # type: ignore[assignment,misc]
+
+
 async def _sdk_upload(fc: Any, source: Any, args: dict[str, Any]) -> None:
     from fluidcloud_async._transfer import _args
     from fluidcloud_async._transfer._scheduler import SlotPool
@@ -88,9 +112,13 @@ async def _sdk_upload(fc: Any, source: Any, args: dict[str, Any]) -> None:
     # files.upload plus the internal sendfile toggle, to measure the fallback read path.
     options = _args.upload_options(space_id="bench-space", checksum=args["checksum"])
     options = type(options)(**{**options.__dict__, "use_sendfile": args.get("sendfile", True)})
-    file = await upload_file(
-        fc, describe(source, name="bench.bin"), options, pool=SlotPool(args["concurrency"])
-    )
+    spec = describe(source, name="bench.bin")
+    if args["kind"] == "aiofiles":
+        from fluidcloud_async._transfer import _readers
+
+        _use_aiofiles_body()
+        _readers.Reader.bench_path = source  # type: ignore[attr-defined]
+    file = await upload_file(fc, spec, options, pool=SlotPool(args["concurrency"]))
     assert file.size == args["size"]
 
 
@@ -183,6 +211,9 @@ def main() -> None:
             )
             configs.append(
                 (f"bytes c8 {tag}", {"kind": "bytes", "concurrency": 8, "checksum": checksum})
+            )
+            configs.append(
+                (f"aiofiles c8 {tag}", {"kind": "aiofiles", "concurrency": 8, "checksum": checksum})
             )
         wanted = {x.strip() for x in ns.only.split(",") if x.strip()}
         results: dict[str, list[dict[str, Any]]] = {}

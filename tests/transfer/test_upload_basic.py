@@ -50,3 +50,35 @@ async def test_multipart_bytes_no_checksum(fc: AsyncFluidCloud, space: Space) ->
     assert file.size == len(data)
     assert file.sha256 in (None, sha(data))  # the scanner may fill it in
     assert await download_bytes(fc, file.id) == data
+
+
+async def test_public_waits_for_clean_and_sets_link(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator
+) -> None:
+    file = await fc.files.upload(b"<svg/>", space.id, name="logo.svg", public=True)
+    assert file.is_clean
+    assert file.public_url is not None
+    assert file.public_url.startswith(emu.raw_url)
+    async with fc.session.get(file.public_url) as resp:  # served without the API key
+        assert await resp.read() == b"<svg/>"
+
+
+async def test_infected_upload_raises(fc: AsyncFluidCloud, space: Space) -> None:
+    from fluidcloud_async import InfectedFileError
+    from fluidcloud_async.emulator import EICAR
+
+    with pytest.raises(InfectedFileError) as info:
+        await fc.files.upload(EICAR, space.id, name="eicar.com", wait_until_clean=True)
+    assert info.value.file.is_infected
+
+
+async def test_complete_answer_lost_is_retried_once_stored(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator
+) -> None:
+    emu.faults.drop_next_complete_responses = 1  # committed, then the connection drops
+    data = random_bytes(3 * MiB, seed=8)
+    file = await fc.files.upload(data, space.id, client_key="k/1")
+    assert file.sha256 == sha(data)
+    assert emu.stats.completes == 2  # the retry found the committed upload
+    listed = [f async for f in fc.files.list(space.id)]
+    assert [f.id for f in listed] == [file.id]
