@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from .._exceptions import FluidCloudError
 from .._version import __version__
 from ._context import Settings, get_settings
 from ._output import error_line, redact
@@ -52,9 +51,7 @@ class RootGroup(AliasedGroup):
             if settings.debug:
                 text = "".join(traceback.format_exception(exc))
                 click.echo(redact(text, settings.secrets()).rstrip(), err=True)
-            line = error_line(exc)
-            if not isinstance(exc, (FluidCloudError, OSError)) and settings.debug:
-                line = line.replace(" (rerun with --debug for the traceback)", "")
+            line = error_line(exc, hint=not settings.debug)
             click.echo(f"fluidcloud: error: {redact(line, settings.secrets())}", err=True)
             ctx.exit(EXIT_ERROR)
 

@@ -141,8 +141,9 @@ def _where(method: str, url: str) -> str:
     return f" ({method} {path})" if path else f" ({method})"
 
 
-def error_line(exc: BaseException) -> str:
-    """One line that says what went wrong (no traceback)."""
+def error_line(exc: BaseException, *, hint: bool = True) -> str:
+    """One line that says what went wrong (no traceback; ``hint`` suggests --debug for
+    unexpected errors)."""
     if isinstance(exc, ApiError):
         line = f"API error {exc.status}: {exc.message}"
         if exc.code and exc.code not in exc.message:
@@ -158,7 +159,8 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
-    return f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+    line = f"unexpected {type(exc).__name__}: {exc}"
+    return f"{line} (rerun with --debug for the traceback)" if hint else line
 
 
 def show_trashed(resource: str, item_id: str, model: BaseModel | None) -> None:

@@ -53,6 +53,7 @@ def test_error_lines() -> None:
     missing = FileNotFoundError(2, "No such file or directory", "x.bin")
     assert error_line(missing) == "No such file or directory: x.bin"
     assert "--debug" in error_line(RuntimeError("boom"))
+    assert error_line(RuntimeError("boom"), hint=False) == "unexpected RuntimeError: boom"
 
 
 def test_redact() -> None:
