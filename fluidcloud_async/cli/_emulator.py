@@ -58,7 +58,8 @@ def emulator(
 ) -> None:
     """Start the local emulator; print FLUIDCLOUD_BASE_URL=... and FLUIDCLOUD_API_KEY=...
 
-    The two lines can be `eval`ed by a shell. Runs until Ctrl-C. Any other option of
+    Export the two lines in another shell to point the CLI or the SDK at it; --json prints
+    one JSON line instead. Runs until Ctrl-C. Any other option of
     `python -m fluidcloud_async.emulator` passes through (--rate-limits, --latency, ...).
     """
     from ..emulator.__main__ import build_parser, config_from_args, print_banner, serve
