@@ -680,3 +680,151 @@ def test_any_error_body_maps_to_a_typed_error(
         _check_wait(exc.retry_after)
     elif status >= 500:
         assert isinstance(exc, ServerError)
+
+
+# -- the transfer engine: part slicing, naming, argument checks ------------------------------
+
+from fluidcloud_async._transfer._plan import part_count, plan  # noqa: E402
+from fluidcloud_async._transfer._sources import describe  # noqa: E402
+
+
+def _ticket(size: int, part_size: int, changes: dict[str, Any] | None = None) -> UploadTicket:
+    count = part_count(size, part_size)
+    fields: dict[str, Any] = {
+        "file_id": "f",
+        "key": "k",
+        "mode": "multipart",
+        "upload_id": "u",
+        "part_size": part_size,
+        "part_urls": [{"part_number": n, "url": f"http://s/p{n}"} for n in range(1, count + 1)],
+    }
+    fields.update(changes or {})
+    return UploadTicket.model_validate(fields)
+
+
+@st.composite
+def sizes_and_parts(draw: st.DrawFn) -> tuple[int, int]:
+    part_size = draw(st.integers(1, 64 * 1024 * 1024))
+    # The edges the issue names: 0, 1, part_size - 1, part_size, exact multiples, +/- 1,
+    # and huge sizes (S3's 5 TiB cap with 10,000 parts), besides arbitrary sizes.
+    k = draw(st.integers(1, 10_000))
+    size = draw(
+        st.sampled_from([0, 1, max(0, part_size - 1), part_size, k * part_size])
+        | st.integers(0, 5 * 1024**4)
+        | st.just(k * part_size + 1)
+        | st.just(max(0, k * part_size - 1))
+    )
+    assume(part_count(size, part_size) <= 10_000)
+    return size, part_size
+
+
+@settings(max_examples=300, deadline=None)
+@given(sp=sizes_and_parts())
+@example(sp=(0, 5))
+@example(sp=(1, 1))
+@example(sp=(5 * 1024**4, 5 * 1024**4 // 10_000 + 1))
+def test_part_slicing_covers_the_file_exactly(sp: tuple[int, int]) -> None:
+    size, part_size = sp
+    parts = plan(_ticket(size, part_size), size)
+    assert [p.number for p in parts] == list(range(1, len(parts) + 1))
+    assert len(parts) == max(1, -(-size // part_size))
+    offset = 0
+    for part in parts:
+        assert part.offset == offset
+        assert part.length == (part_size if part is not parts[-1] else size - offset)
+        assert part.length >= 0 and (part.length > 0 or size == 0)
+        assert part.url == f"http://s/p{part.number}"
+        offset += part.length
+    assert offset == size
+    assert "http://" not in repr(parts[0])  # part URLs are credentials
+
+
+@settings(max_examples=150, deadline=None)
+@given(sp=sizes_and_parts(), data=st.data())
+def test_self_contradicting_tickets_are_typed_errors(
+    sp: tuple[int, int], data: st.DataObject
+) -> None:
+    size, part_size = sp
+    count = part_count(size, part_size)
+    broken = data.draw(
+        st.sampled_from(
+            [
+                {"upload_id": None},
+                {"part_size": 0},
+                {"part_size": -part_size},
+                {"part_urls": []},
+                {"part_urls": [{"part_number": n + 1, "url": "u"} for n in range(1, count + 1)]},
+                {"part_urls": [{"part_number": 1, "url": "u"}] * (count + 1)},
+                {"mode": "single", "upload_url": None},
+            ]
+        )
+    )
+    ticket = _ticket(size, part_size, broken)
+    with pytest.raises(ApiResponseError):
+        plan(ticket, size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stem=st.text(st.characters(blacklist_characters="/\x00"), min_size=1, max_size=30).filter(
+        lambda s: s.strip() and s not in {".", ".."}
+    ),
+    ext=st.sampled_from(["", ".txt", ".png", ".PDF", ".tar.gz", ".json", ".unknownext"]),
+    data=st.binary(max_size=64),
+)
+def test_name_and_content_type_inference(
+    stem: str, ext: str, data: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import mimetypes
+
+    name = stem + ext
+    spec = describe(data, name=name)
+    assert spec.name == name and spec.size == len(data)
+    assert spec.content_type == mimetypes.guess_type(name, strict=False)[0]
+    explicit = describe(data, name=name, content_type="application/x-custom")
+    assert explicit.content_type == "application/x-custom"
+    unnamed = describe(data)
+    assert unnamed.name == "upload.bin" and unnamed.content_type == "application/octet-stream"
+    folder = tmp_path_factory.mktemp("names")
+    path = folder / ("f" + ext)
+    path.write_bytes(data)
+    from_path = describe(path)
+    assert from_path.name == path.name and from_path.size == len(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    bad=st.one_of(
+        st.tuples(st.just("name"), NON_STR.map(lambda v: (v, TypeError))),
+        st.tuples(st.just("name"), st.sampled_from(["", " ", "\t"]).map(lambda v: (v, ValueError))),
+        st.tuples(st.just("content_type"), NON_STR.map(lambda v: (v, TypeError))),
+        st.tuples(st.just("size"), NON_INT.map(lambda v: (v, TypeError))),
+        st.tuples(st.just("size"), st.integers(max_value=-1).map(lambda v: (v, ValueError))),
+        st.tuples(st.just("size"), st.integers(min_value=4).map(lambda v: (v, ValueError))),
+        st.tuples(st.just("max_concurrency"), NON_INT.map(lambda v: (v, TypeError))),
+        st.tuples(
+            st.just("max_concurrency"), st.integers(max_value=0).map(lambda v: (v, ValueError))
+        ),
+        st.tuples(st.just("space_id"), _bad_id_strings().map(lambda v: (v, ValueError))),
+        st.tuples(st.just("folder_id"), _bad_id_strings().map(lambda v: (v, ValueError))),
+        st.tuples(
+            st.just("checksum"),
+            st.sampled_from([0, 1, "false", None]).map(lambda v: (v, TypeError)),
+        ),
+        st.tuples(
+            st.just("file"),
+            st.sampled_from([None, 3, 1.5, True, object()]).map(lambda v: (v, TypeError)),
+        ),
+    )
+)
+def test_upload_arguments_fail_before_any_request(bad: tuple[str, Invalid]) -> None:
+    param, (value, expected) = bad
+    if param == "size" and expected is TypeError and value is None:
+        assume(False)  # size=None means "unknown"
+    args: dict[str, Any] = {"file": b"abc", "space_id": "space-1"}
+    args[param] = value
+    fc, fake = client()
+    with pytest.raises((TypeError, ValueError)) as info:
+        drive(fc.files.upload(**args))
+    assert fake.calls == []
+    assert isinstance(info.value, expected), (param, value, info.value)

@@ -682,3 +682,114 @@ async def test_server_closing_right_after_each_answer(no_sleep: NoSleep) -> None
                 assert isinstance(result, Quota), (i, result)
     finally:
         await srv.close()
+
+
+# -- the upload engine against a misbehaving API and storage --------------------------------
+
+
+def _engine_server(
+    server: ScriptedServer, ticket: dict[str, Any], storage: Callable[[], web.StreamResponse]
+) -> list[str]:
+    """The scripted server plays the API (initiate/complete) and storage (PUTs)."""
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        calls.append(f"{request.method} {request.path}")
+        if request.path.endswith("/uploads/initiate"):
+            return web.json_response(ticket)
+        if request.path.endswith("/uploads/complete"):
+            return web.json_response(FILE)
+        await request.read()
+        return storage()
+
+    server.handler = handler
+    return calls
+
+
+EXPIRED_XML = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+
+
+def _storage_url(server: ScriptedServer, n: int = 0) -> str:
+    return f"{server.origin}/bucket/k{n}?X-Amz-Signature=sig{n}"
+
+
+@pytest.mark.parametrize(
+    ("ticket_changes", "storage", "expected_puts"),
+    [
+        ({"upload_url": "http://[::1"}, lambda: web.Response(), 0),
+        ({"upload_url": "not a url at all"}, lambda: web.Response(), 0),
+        ({"upload_url": "ftp://storage.test/x"}, lambda: web.Response(), 0),
+        (
+            {},
+            lambda: web.Response(
+                status=403,
+                text=EXPIRED_XML,
+            ),
+            1,
+        ),
+        ({}, lambda: web.Response(status=400, text="<html>bad</html>"), 1),
+        ({}, lambda: web.Response(status=307, headers={"Location": "http://elsewhere.test/"}), 1),
+        ({}, lambda: web.Response(status=200, body=b"\xff" * 100_000), -1),
+    ],
+)
+async def test_upload_engine_with_broken_tickets_or_storage(
+    server: ScriptedServer,
+    fc: Any,
+    ticket_changes: dict[str, Any],
+    storage: Callable[[], web.StreamResponse],
+    expected_puts: int,
+) -> None:
+    ticket = {**TICKET, "upload_url": _storage_url(server), **ticket_changes}
+    calls = _engine_server(server, ticket, storage)
+    result = await outcome(lambda c: c.files.upload(b"abc", SID, name="a.txt"), fc)
+    puts = [c for c in calls if c.startswith("PUT")]
+    if expected_puts == -1:  # a 200 with an odd body is still a stored object
+        assert isinstance(result, (File, FluidCloudError)), result
+        return
+    assert isinstance(result, FluidCloudError), result
+    assert "sig0" not in str(result)  # the presigned URL stays redacted
+    assert len(puts) <= max(expected_puts, 1) * 4  # bounded attempts
+    assert not any(c.endswith("/uploads/complete") for c in calls)
+
+
+@pytest.mark.parametrize(
+    "part_changes",
+    [
+        {"part_urls": None},
+        {"part_size": 0},
+        {"part_urls": [{"part_number": 2, "url": "u"}]},
+        {"upload_id": None},
+    ],
+)
+async def test_upload_engine_refuses_self_contradicting_multipart_tickets(
+    server: ScriptedServer, fc: Any, part_changes: dict[str, Any]
+) -> None:
+    ticket = {
+        **TICKET,
+        "mode": "multipart",
+        "upload_url": None,
+        "upload_id": "up-1",
+        "part_size": 2,
+        "part_urls": [{"part_number": n, "url": _storage_url(server, n)} for n in (1, 2)],
+        **part_changes,
+    }
+    calls = _engine_server(server, ticket, lambda: web.Response(headers={"ETag": '"e"'}))
+    result = await outcome(lambda c: c.files.upload(b"abc", SID, name="a.txt"), fc)
+    assert isinstance(result, ApiResponseError), result
+    assert [c for c in calls if c.startswith("PUT")] == []
+    assert not any(c.endswith("/uploads/complete") for c in calls)
+
+
+async def test_multipart_part_without_etag_never_completes(server: ScriptedServer, fc: Any) -> None:
+    ticket = {
+        **TICKET,
+        "mode": "multipart",
+        "upload_url": None,
+        "upload_id": "up-1",
+        "part_size": 2,
+        "part_urls": [{"part_number": n, "url": _storage_url(server, n)} for n in (1, 2)],
+    }
+    calls = _engine_server(server, ticket, lambda: web.Response())  # 200, no ETag
+    result = await outcome(lambda c: c.files.upload(b"abc", SID, name="a.txt"), fc)
+    assert isinstance(result, FluidCloudError), result
+    assert not any(c.endswith("/uploads/complete") for c in calls)
