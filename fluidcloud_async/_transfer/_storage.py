@@ -156,8 +156,18 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+_QUERY = re.compile(r"(https?://[^\s?'\"<>]+)\?[^\s'\"<>]*")
+
+
+def scrub(text: str) -> str:
+    """``text`` with the query string of every URL in it redacted (aiohttp puts the full
+    request URL, signature included, into some of its messages)."""
+    return _QUERY.sub(r"\1?<redacted>", text)
+
+
 def connection_error(exc: BaseException, method: str, url: str) -> ApiConnectionError:
-    """The typed error of a request that got no answer."""
+    """The typed error of a request that got no answer (its message never holds the URL's
+    signature; chain it ``from None`` for the same reason)."""
     safe_url = redact_url(url)
     if isinstance(exc, TimeoutError):
         return ApiTimeoutError(f"storage {method} timed out", method=method, url=safe_url)
@@ -166,7 +176,9 @@ def connection_error(exc: BaseException, method: str, url: str) -> ApiConnection
             f"cannot connect to storage: {exc.os_error}", method=method, url=safe_url
         )
     return ApiConnectionError(
-        f"storage {method} failed: {type(exc).__name__}: {exc}", method=method, url=safe_url
+        f"storage {method} failed: {type(exc).__name__}: {scrub(str(exc))}",
+        method=method,
+        url=safe_url,
     )
 
 
@@ -205,7 +217,7 @@ async def put_once(
     except ApiError:
         raise
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise connection_error(exc, "PUT", url) from exc
+        raise connection_error(exc, "PUT", url) from None
 
 
 async def put_with_retries(

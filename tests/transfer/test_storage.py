@@ -21,6 +21,7 @@ from fluidcloud_async._transfer._storage import (
     check_not_expired,
     parse_s3_error,
     put_with_retries,
+    scrub,
     url_expiry,
 )
 
@@ -158,3 +159,14 @@ def test_parse_s3_error() -> None:
     )
     assert parse_s3_error(body) == ("AccessDenied", "Request has expired")
     assert parse_s3_error(b"<html>oops</html>") == (None, None)
+
+
+async def test_connection_errors_carry_no_signature(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = ["drop", "drop"]
+    with pytest.raises(ApiConnectionError) as info:
+        await _put(url, Sleeps(), attempts=1)
+    assert "secret" not in str(info.value)
+    assert info.value.__cause__ is None  # aiohttp's message may hold the full URL
+    assert "?<redacted>" in scrub("PUT http://h/b/k?X-Amz-Signature=secret failed")
+    assert "secret" not in scrub("for https://h:9/b/k?X-Amz-Signature=secret&a=b: reset")
