@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +61,16 @@ class RateLimit:
 class RateLimiter:
     """Waits before each API request until every budget it counts against has room."""
 
-    def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: RateLimit,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
         self.limit = limit
         self._clock = clock
+        self._sleep = sleep
         self._window = limit.window * (1 + WINDOW_MARGIN)
         self._logs: dict[str, deque[float]] = {}
         self._caps = {
@@ -120,7 +127,7 @@ class RateLimiter:
                     self._logs[bucket].append(now)
                 return
             self.waited += wait
-            await anyio.sleep(wait)
+            await self._sleep(wait)
 
     def throttled(self, retry_after: float | None) -> None:
         """The server answered 429: pause everyone for Retry-After and shrink the budgets."""
@@ -128,7 +135,7 @@ class RateLimiter:
         self.throttled_count += 1
         self._paused_until = max(self._paused_until, now + (retry_after or 1.0))
         self._scale = max(0.25, self._scale * 0.8)
-        self._last_429 = now
+        self._last_429 = self._paused_until  # recovery starts once the pause is over
 
 
 class LimitedTransport(Transport):
