@@ -51,9 +51,10 @@ class SourceSpec:
     content_type: str | None
     size: int | None  # None: known only once opened (spooled or seek/tell of an aiofile)
 
-    def open(self) -> Any:
-        """``async with spec.open() as reader`` (see :class:`Reader`)."""
-        return _open(self)
+    def open(self, *, checksum: bool = True) -> Any:
+        """``async with spec.open() as reader`` (see :class:`Reader`); ``checksum`` lets
+        sources that are read once (spools, streams) hash on the way."""
+        return _open(self, checksum)
 
 
 def describe(
@@ -166,8 +167,8 @@ def _fileobj_size(fobj: Any) -> int | None:
 
 
 @asynccontextmanager
-async def _open(spec: SourceSpec) -> AsyncIterator[Reader]:
-    async with _open_kind(spec) as reader:
+async def _open(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
+    async with _open_kind(spec, checksum) as reader:
         try:
             yield reader
         finally:
@@ -175,7 +176,7 @@ async def _open(spec: SourceSpec) -> AsyncIterator[Reader]:
 
 
 @asynccontextmanager
-async def _open_kind(spec: SourceSpec) -> AsyncIterator[Reader]:
+async def _open_kind(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
     src = spec.origin
     if spec.kind == "path":
         fd = os.open(os.fspath(src), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -194,21 +195,21 @@ async def _open_kind(spec: SourceSpec) -> AsyncIterator[Reader]:
         finally:
             view.release()
     elif spec.kind == "fileobj":
-        async with _open_fileobj(spec) as reader:
+        async with _open_fileobj(spec, checksum) as reader:
             yield reader
     elif spec.kind == "aiofile":
-        async with _open_aiofile(spec) as reader:
+        async with _open_aiofile(spec, checksum) as reader:
             yield reader
     else:
-        async with _open_aiter(spec) as reader:
+        async with _open_aiter(spec, checksum) as reader:
             yield reader
 
 
 @asynccontextmanager
-async def _open_fileobj(spec: SourceSpec) -> AsyncIterator[Reader]:
+async def _open_fileobj(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
     fobj = spec.origin
     if spec.size is None:  # not seekable: spool with bounded memory
-        async with spool_sync(fobj, None) as (data, digest):
+        async with spool_sync(fobj, None, hash_it=checksum) as (data, digest):
             yield _spooled(data, digest)
         return
     start = int(fobj.tell())
@@ -224,10 +225,11 @@ async def _open_fileobj(spec: SourceSpec) -> AsyncIterator[Reader]:
 
 
 @asynccontextmanager
-async def _open_aiofile(spec: SourceSpec) -> AsyncIterator[Reader]:
+async def _open_aiofile(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
     afile = spec.origin
     if not await afile.seekable():
-        async with spool_async(_aiofile_chunks(afile), spec.size) as (data, digest):
+        chunks = _aiofile_chunks(afile)
+        async with spool_async(chunks, spec.size, hash_it=checksum) as (data, digest):
             yield _spooled(data, digest)
         return
     start = int(await afile.tell())
@@ -250,14 +252,14 @@ async def _aiofile_chunks(afile: Any) -> AsyncIterator[bytes]:
 
 
 @asynccontextmanager
-async def _open_aiter(spec: SourceSpec) -> AsyncIterator[Reader]:
+async def _open_aiter(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
     iterator = spec.origin.__aiter__()
     try:
         if spec.size is None:
-            async with spool_async(iterator, None) as (data, digest):
+            async with spool_async(iterator, None, hash_it=checksum) as (data, digest):
                 yield _spooled(data, digest)
         else:
-            yield StreamReader(iterator, spec.size, Sha256())
+            yield StreamReader(iterator, spec.size, Sha256() if checksum else None)
     finally:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
@@ -269,7 +271,7 @@ def _spooled(data: memoryview | int, digest: str) -> Reader:
         reader = memory_reader(data)
     else:
         reader = fd_reader(data, os.fstat(data).st_size, owned=True)
-    reader.sha256 = digest
+    reader.sha256 = digest or None
     return reader
 
 

@@ -83,9 +83,11 @@ async def _result(spool: _Spool, size: int | None) -> AsyncIterator[tuple[memory
 
 
 @asynccontextmanager
-async def spool_sync(fobj: Any, size: int | None) -> AsyncIterator[tuple[memoryview | int, str]]:
-    """Copy a non-seekable sync file object; yields (memoryview or fd, sha256 hex)."""
-    spool = _Spool(hash_it=True)
+async def spool_sync(
+    fobj: Any, size: int | None, *, hash_it: bool = True
+) -> AsyncIterator[tuple[memoryview | int, str]]:
+    """Copy a non-seekable sync file object; yields (memoryview or fd, sha256 hex or "")."""
+    spool = _Spool(hash_it=hash_it)
     try:
         scratch = memoryview(bytearray(CHUNK))
         while await call_in_thread(spool.read_step, fobj, scratch):

@@ -70,7 +70,7 @@ async def upload_file(
     parent_progress: Progress | None = None,
 ) -> File:
     """Upload one validated source through ``pool`` and return the completed file."""
-    async with spec.open() as reader:
+    async with spec.open(checksum=options.checksum) as reader:
         if parent_progress is not None and spec.size is None:
             parent_progress.total += reader.size  # learned only now (spooled, aiofile)
         ticket = await client.uploads.initiate(
