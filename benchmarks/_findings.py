@@ -15,17 +15,12 @@ def _missed(g: dict[str, Any], client: str) -> bool:
     return any(t["met"] is False and t.get("client") == client for t in g.get("targets", []))
 
 
-def _inclusive(profile: dict[str, Any], prefix: str) -> float | None:
+def _inclusive(profile: dict[str, Any], prefix: str, key: str = "share") -> float | None:
     for row in profile.get("inclusive", []):
-        if row["frame"].startswith(prefix):
-            share: float = row["share"]
-            return share
+        if row["frame"].startswith(prefix) and key in row:
+            value: float = row[key]
+            return value
     return None
-
-
-def _busiest_worker(profile: dict[str, Any]) -> dict[str, Any] | None:
-    workers = [t for t in profile.get("threads", []) if not t["thread"].startswith("MainThread")]
-    return max(workers, key=lambda t: t["busy"], default=None)
 
 
 def _per_rep_ratio(g: dict[str, Any], a: str, b: str) -> list[float]:
@@ -73,12 +68,11 @@ def throughput(g: dict[str, Any], cores: int | None) -> list[str]:
             "the file's SHA-256 is one sequential pass (a SHA-256 cannot be split across "
             "parts), run in one worker thread beside the part PUTs."
         )
-        worker = _busiest_worker(g.get("profiles", {}).get(on, {}))
-        if worker and worker["top"]:
+        hashing = _inclusive(g.get("profiles", {}).get(on, {}), "_hash_fd", "busy")
+        if hashing is not None:
             text += (
-                f" In the profile that thread is busy {worker['busy']:.0%} of the upload, "
-                f"{worker['top'][0]['share']:.0%} of it in `{worker['top'][0]['frame']}`: "
-                "it is the critical path."
+                f" In the profile the hashing pass (`_hash_fd`) is working {hashing:.0%} of the "
+                "upload's wall time: it is the critical path."
             )
         if hash_rate and curl:
             text += (
@@ -124,19 +118,32 @@ def overhead(g: dict[str, Any], cores: int | None) -> list[str]:
 
 
 def capped(g: dict[str, Any], cores: int | None) -> list[str]:
+    from .bench_capped import curl_name
+
     lines = []
-    for t in g.get("targets", []):
-        if t["met"] is not False or not t.get("client"):
-            continue
-        row = g["summary"].get(t["client"], {})
-        worker = _busiest_worker(g.get("profiles", {}).get(t["client"], {}))
+    for client in missed_clients(g.get("targets", [])):
+        row = g["summary"].get(client, {})
+        concurrency = int(client.rsplit("=", 1)[1])
+        curl = g["summary"].get(curl_name(concurrency), {})
+        prof = g.get("profiles", {}).get(client, {})
+        main = next((x for x in prof.get("threads", []) if x["thread"].startswith("Main")), None)
         text = (
-            f"- `{t['client']}`: {row.get('transfer_mib_s') or 0:.0f} MiB/s against an ideal of "
-            f"{row.get('ideal_mib_s') or 0:.0f}; the emulator was "
-            f"{row.get('server_cpu_share') or 0:.0%} busy."
+            f"- `{client}`: {row.get('transfer_mib_s') or 0:.0f} MiB/s against an ideal of "
+            f"{row.get('ideal_mib_s') or 0:.0f} ({row.get('fraction_of_ideal') or 0:.0%})"
         )
-        if worker:
-            text += f" Busiest client worker thread: {worker['busy']:.0%}."
+        if curl.get("fraction_of_ideal") is not None:
+            text += (
+                f"; curl `--parallel {concurrency}` through the same cap got "
+                f"{curl['transfer_mib_s']:.0f} ({curl['fraction_of_ideal']:.0%})"
+            )
+        text += f"; the emulator was {row.get('server_cpu_share') or 0:.0%} busy."
+        if main:
+            text += (
+                f" The client's event loop was working {main['busy']:.0%} of the run, so the "
+                "client is not what holds the transfer back."
+                if main["busy"] < 0.5
+                else f" The client's event loop was working {main['busy']:.0%} of the run."
+            )
         lines.append(text)
     return lines
 

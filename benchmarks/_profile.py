@@ -27,6 +27,11 @@ TOP = 12
 # own frames are on every stack, so they only show in the self list).
 INTERESTING = re.compile(r"fluidcloud_async/|tenacity/|aiohttp/|pydantic|yarl/|multidict/|json/")
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?):(?P<line>\d+)\)$")
+# A sample whose innermost frame is one of these is a thread waiting, not working.
+_IDLE = re.compile(
+    r"^(\w*Selector\.select|select|_worker|Condition\.wait|Event\.wait|Thread\.join|"
+    r"Thread\._wait_for_tstate_lock|BaseEventLoop\._do_shutdown|Queue\.get|SimpleQueue\.get) "
+)
 
 
 def py_spy() -> str | None:
@@ -49,7 +54,11 @@ def _frame_name(frame: str) -> tuple[str, str]:
 
 
 def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str, Any]:
-    """Thread busy shares, and the top inclusive/self frames of the focused samples."""
+    """Thread busy shares, and the top inclusive/self frames of the working samples.
+
+    ``busy`` of a frame or thread is its samples over (rate × wall): the share of the run
+    it was working (waits in select/queues/locks are left out).
+    """
     threads: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     leaf: collections.Counter[str] = collections.Counter()
@@ -64,6 +73,8 @@ def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str
         thread, frames = frames[0], frames[1:]
         if not frames or any("importlib._bootstrap" in f for f in frames):
             continue  # no Python frame, or an import: not the measured work
+        if _IDLE.match(_frame_name(frames[-1])[0]):
+            continue  # waiting
         # The main thread runs benchmarks/_child.py (py-spy may miss its name or stack base).
         if thread.endswith("MainThread") or any("benchmarks/_child.py" in f for f in frames):
             if not any(focus in f for f in frames):
@@ -72,6 +83,8 @@ def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str
         else:
             name = re.sub(r"^thread \(\d+\): ", "", thread)
             name = re.sub(r"_\d+$", "_N", name)  # pool workers: one line for the pool
+            if name.startswith("thread ("):
+                name = "unnamed worker threads"
         threads[name] += n
         total += n
         seen: set[str] = set()
@@ -97,7 +110,9 @@ def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str
             for t, n in threads.most_common()
         ],
         "inclusive": [
-            {"frame": f, "share": n / total} for f, n in inclusive.most_common(TOP) if total
+            {"frame": f, "share": n / total, "busy": n / ticks}
+            for f, n in inclusive.most_common(TOP)
+            if total
         ],
         "self": [{"frame": f, "share": n / total} for f, n in leaf.most_common(TOP) if total],
     }

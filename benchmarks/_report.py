@@ -146,7 +146,7 @@ def _bulk(g: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for name, s in g["summary"].items():
-        if "cap_fraction" in s:
+        if s.get("cap_fraction") is not None:
             continue
         rows.append(
             [
@@ -160,7 +160,8 @@ def _bulk(g: dict[str, Any]) -> list[str]:
         )
     header = ["client [file set]", "files/s", "vs sequential", "MiB/s", "CPU s", "peak RSS MiB"]
     lines += _table(header, rows)
-    name, s = next(((n, x) for n, x in g["summary"].items() if "cap_fraction" in x), ("–", {}))
+    limited = [(n, x) for n, x in g["summary"].items() if x.get("cap_fraction") is not None]
+    name, s = limited[0] if limited else ("–", {})
     rows = [
         [
             name,
@@ -232,8 +233,9 @@ def _profiles(g: dict[str, Any]) -> list[str]:
             continue
         lines += [
             f"{prof['samples']} samples at {prof['rate']} Hz over a {prof['wall_s']:.2f} s run. "
-            "Busy = a thread's samples over the run's wall time (the main thread counted only "
-            "while its event loop runs); its hottest frames follow.",
+            "Busy = the share of the run's wall time a thread was working (samples waiting "
+            "in select, queues or locks left out; the main thread counted only while its event "
+            "loop runs); its hottest frames follow.",
             "",
         ]
         for t in prof["threads"]:
