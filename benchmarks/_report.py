@@ -156,9 +156,18 @@ def _bulk(g: dict[str, Any]) -> list[str]:
                 _num(s.get("mib_s"), ".1f"),
                 _num(s.get("cpu_s"), ".2f"),
                 _num(s.get("peak_rss") and s["peak_rss"] / MiB),
+                _num(s.get("server_cpu_share"), ".0%"),
             ]
         )
-    header = ["client [file set]", "files/s", "vs sequential", "MiB/s", "CPU s", "peak RSS MiB"]
+    header = [
+        "client [file set]",
+        "files/s",
+        "vs sequential",
+        "MiB/s",
+        "client CPU s",
+        "peak RSS MiB",
+        "emulator busy",
+    ]
     lines += _table(header, rows)
     limited = [(n, x) for n, x in g["summary"].items() if x.get("cap_fraction") is not None]
     name, s = limited[0] if limited else ("–", {})

@@ -152,6 +152,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "share_429",
         "cap_fraction",
         "cap_files_s",
+        "server_cpu_share",
     )
     summary = summarize_clients(reps, keys)
     limited = summary.get(LIMITED, {})
