@@ -189,7 +189,10 @@ def main() -> None:
         print(json.dumps(asyncio.run(_client(json.loads(ns.child)))))
         return
     size, part = ns.size_mib * MiB, ns.part_mib * MiB
-    root = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
+    root = Path(
+        os.environ.get("BENCH_DIR")
+        or ("/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir())
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-multipart-", dir=root))
     try:
         path = work / "data.bin"
