@@ -119,3 +119,30 @@ async def test_cancel_from_progress_mid_upload(
         await fc.files.upload(random_bytes(SIZE), space.id, progress=progress)
     assert scope.cancel_called
     assert emu.stats.completes == 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+async def test_random_download_cancellation_leaves_nothing(
+    emu: Emulator, space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fluidcloud_async._transfer._download.RANGE_PART", MiB)
+    data = random_bytes(SIZE, seed=6)
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as client:
+        file = await client.files.upload(data, space.id, wait_until_clean=True)
+    rng = random.Random(7)
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in range(12):
+        base_fds, base_tasks = _fds(), len(asyncio.all_tasks())
+        dest = out / f"d{i}.bin"
+        async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as client:
+            with anyio.move_on_after(rng.uniform(0.0, 0.4)) as scope:
+                await client.files.download(file.id, dest, max_concurrency=3)
+        if scope.cancelled_caught:
+            assert not dest.exists()
+        else:
+            assert dest.read_bytes() == data
+        assert [p.name for p in out.iterdir() if p.name.endswith(".part")] == []
+        fds, tasks = await _settled(base_fds, base_tasks)
+        assert fds <= base_fds
+        assert tasks <= base_tasks
