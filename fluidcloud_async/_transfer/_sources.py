@@ -16,7 +16,6 @@ import stat
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiofiles.base
@@ -297,8 +296,3 @@ async def materialize(reader: Reader) -> AsyncIterator[Reader]:
         positional = _spooled(data, reader.digest() or "")
         positional.sha256 = reader.digest()
         yield positional
-
-
-def path_of(source: Any) -> Path | None:
-    """The filesystem path of a path source (for labels), else None."""
-    return Path(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None
