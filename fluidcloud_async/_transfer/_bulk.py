@@ -98,6 +98,12 @@ class UploadMany:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def __aiter__(self) -> Results:
+        raise TypeError(
+            "iterate inside the block: `async with fc.files.upload_many(...) as results: "
+            "async for r in results: ...` (or `await` it for a list)"
+        )
+
     def __await__(self) -> Generator[Any, None, list[UploadResult]]:
         return self._collect().__await__()
 

@@ -196,3 +196,14 @@ async def _thousand_files(emu: Emulator) -> None:
     assert emu.stats.rate_limited <= api_requests // 100  # under 1 % 429s
     total = sum(len(i[0]) for i in items)
     assert totals[-1] == (total, total)
+
+
+async def test_misuse_is_explained(fc: AsyncFluidCloud, space: Space) -> None:
+    batch = fc.files.upload_many([b"x"], space.id)
+    with pytest.raises(TypeError, match="async with"):
+        async for _ in batch:  # type: ignore[attr-defined]
+            pass
+    assert len(batch) == 1
+    assert [r.ok for r in await batch] == [True]
+    with pytest.raises(RuntimeError, match="runs once"):
+        await batch
