@@ -171,7 +171,17 @@ def _curl(origin: str, path: Path, size: int, part: int, parallel: int, work: Pa
             lines += [f'upload-file = "{dest}"', f'url = "{url}"', "output = /dev/null"]
     config = work / "curl.cfg"
     config.write_text("\n".join(lines) + "\n")
-    argv = ["curl", "-sS", "--fail", "--parallel", "--parallel-max", str(parallel), "-K", config]
+    argv = [
+        "curl",
+        "-sS",
+        "--no-progress-meter",
+        "--fail",
+        "--parallel",
+        "--parallel-max",
+        str(parallel),
+        "-K",
+        config,
+    ]
     t0 = time.perf_counter()
     subprocess.run(argv, check=True, timeout=600, stdout=subprocess.DEVNULL)
     return size / MiB / (time.perf_counter() - t0)
