@@ -19,23 +19,28 @@ Private modules, one job each:
 * ``_ratelimit`` the client-side limiter of the documented per-key caps
 * ``_download``  presigned GETs to a path or file object, ranged and parallel
 
-Design decisions (figures from ``benchmarks/bench_multipart.py`` and
-``benchmarks/bench_read_path.py`` on the 2-core development machine, 1 GiB in 16 MiB parts
-to a discarding loopback sink; see the README's Benchmarks section for current numbers):
+Design decisions, measured with ``benchmarks/bench_multipart.py`` (1 GiB in 16 MiB parts
+to a discarding loopback sink in its own process, medians of 5) and
+``benchmarks/bench_read_path.py`` on the 2-core development machine:
 
 * **Body writer.** A file we own goes out with ``loop.sendfile`` (kernel copy from the page
-  cache, no Python buffers): ~0.3 CPU-s/GiB and ~1.1x ``curl --parallel`` at concurrency 8,
-  versus ~0.7 CPU-s/GiB for the pooled-preadv path at similar throughput. TLS connections
-  (and loops without native sendfile) fall back to pooled preadv automatically.
-* **Read path.** ``os.preadv`` into three reusable 1 MiB buffers per in-flight part, the
+  cache, no Python buffers): 0.3 CPU-s/GiB, RSS +1.5 MiB, 0.94-1.17x ``curl --parallel``
+  at concurrency 8 in the same run (2.2x the one-part-at-a-time baseline). The pooled
+  preadv path reaches about the same MiB/s at 0.7 CPU-s/GiB and RSS +32 MiB; TLS
+  connections (and loops without native sendfile) fall back to it automatically.
+* **Read path.** ``os.preadv`` into reusable 1 MiB buffers (three per in-flight part), the
   next chunk read in a worker thread while the current one is written. Against aiofiles
-  (``seek``+``read`` returning fresh ``bytes``) the raw read speed is the same within noise
-  (both are one thread hop and one copy per chunk); preadv wins on memory: no allocation
-  per chunk, RSS flat at in-flight parts x 3 MiB, and no seek state to share between parts.
+  (``seek`` + ``read`` returning fresh ``bytes``): raw reads +6 % MiB/s and -7 % CPU; whole
+  uploads the same MiB/s at -17 % CPU (0.72 vs 0.87 s/GiB) and lower RSS (32 vs 34-48 MiB),
+  with no allocation per chunk and no seek state shared between parts.
 * **Checksum.** One sequential SHA-256 pass over the source in a worker thread, running
   concurrently with the parallel parts (hashlib releases the GIL): the parts need no
   ordering and sendfile stays usable. Feeding the hash in order from the parts would save
   only the pass's own read (~0.1 CPU-s/GiB) and would force the preadv path (+0.4). The
-  digest costs ~0.6-0.8 CPU-s/GiB of one core, so with ``checksum=True`` a fast link is
-  bounded by SHA-256 speed (~1.1-1.6 GiB/s here); ``checksum=False`` removes that cost.
+  digest costs ~0.7 CPU-s/GiB of one core (OpenSSL SHA-256 runs ~1.6 GiB/s here), so with
+  ``checksum=True`` uploads run at ~0.5x curl on this 2-core box, where the sink takes the
+  other core; ``checksum=False`` removes that cost (the size is still verified).
+* **Not adopted.** ``send()`` from an ``mmap`` of the file beat sendfile on this kernel's
+  loopback in a raw test, but a file truncated during the upload would kill the process
+  with SIGBUS; sendfile and preadv report a short read instead.
 """
