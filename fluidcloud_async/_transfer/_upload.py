@@ -7,9 +7,10 @@ endpoint, see the README's choice 9), and the error says which upload it was.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -50,6 +51,29 @@ class UploadOptions:
     use_sendfile: bool = True
 
 
+@dataclass
+class Resume:
+    """Hooks for resumable uploads (a journal persists what they report).
+
+    ``ticket`` reuses an earlier ``/initiate`` answer instead of asking for a new one, and
+    ``etags`` lists the parts already stored under it: only the others are PUT.
+    ``on_ticket`` and ``on_part`` (sync or async) are told about a new ticket and each
+    part stored, so a caller can record them before the next step.
+    """
+
+    ticket: UploadTicket | None = None
+    etags: dict[int, str] = field(default_factory=dict)
+    on_ticket: Callable[[UploadTicket], Awaitable[None] | None] | None = None
+    on_part: Callable[[int, str], Awaitable[None] | None] | None = None
+
+
+async def _call(hook: Callable[..., Any] | None, *args: Any) -> None:
+    if hook is not None:
+        result = hook(*args)
+        if inspect.isawaitable(result):
+            await result
+
+
 def storage_policy(client: AsyncFluidCloud) -> StoragePolicy:
     """Storage retries and timeouts derived from the client's settings."""
     options = client._transport.options
@@ -68,22 +92,29 @@ async def upload_file(
     *,
     pool: SlotPool,
     parent_progress: Progress | None = None,
+    resume: Resume | None = None,
 ) -> File:
     """Upload one validated source through ``pool`` and return the completed file."""
+    resume = resume or Resume()
     async with spec.open(checksum=options.checksum) as reader:
         if parent_progress is not None and spec.size is None:
             parent_progress.total += reader.size  # learned only now (spooled, aiofile)
-        ticket = await client.uploads.initiate(
-            original_name=spec.name,
-            size=reader.size,
-            space_id=options.space_id,
-            content_type=spec.content_type,
-            folder_id=options.folder_id,
-        )
+        if resume.etags and reader.sequential:
+            raise ValueError("a stream cannot resume: its earlier parts cannot be skipped")
+        ticket = resume.ticket
+        if ticket is None:
+            ticket = await client.uploads.initiate(
+                original_name=spec.name,
+                size=reader.size,
+                space_id=options.space_id,
+                content_type=spec.content_type,
+                folder_id=options.folder_id,
+            )
+            await _call(resume.on_ticket, ticket)
         progress = Progress(options.progress, reader.size, parent=parent_progress)
         try:
             async with _positional_if_single(reader, ticket) as source:
-                etags, sha = await _send(client, source, ticket, options, pool, progress)
+                etags, sha = await _send(client, source, ticket, options, pool, progress, resume)
         except (ValueError, TypeError, OSError) as exc:  # the source failed while spooling
             raise UploadError(
                 f"upload {ticket.file_id} failed reading the source: {exc}",
@@ -137,9 +168,15 @@ async def _send(
     options: UploadOptions,
     pool: SlotPool,
     progress: Progress,
+    resume: Resume,
 ) -> tuple[dict[int, str], str | None]:
-    """PUT every part (and hash concurrently); returns (ETags by part number, sha256)."""
+    """PUT every part not yet stored (and hash concurrently); returns (ETags by part
+    number, sha256)."""
     parts = plan(ticket, reader.size)
+    done = {n: e for n, e in resume.etags.items() if ticket.is_multipart and e}
+    if done:
+        await progress.add(sum(p.length for p in parts if p.number in done))
+        parts = [p for p in parts if p.number not in done]
     policy = storage_policy(client)
     session = client._transport.session
     content_type = None if ticket.is_multipart else ticket.content_type
@@ -173,6 +210,7 @@ async def _send(
             raise ApiResponseError(
                 f"storage answered part {part.number} without an ETag", status=200, method="PUT"
             )
+        await _call(resume.on_part, part.number, etag or "")
         return etag or ""
 
     async def prepare(part: Part) -> memoryview:
@@ -213,7 +251,7 @@ async def _send(
     sha: str | None = None
     if options.checksum:
         sha = digest[0] if digest else reader.digest()
-    return etags, sha
+    return {**done, **etags}, sha
 
 
 def _upload_error(ticket: UploadTicket, failed: PartsFailed) -> UploadError:
