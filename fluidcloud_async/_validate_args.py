@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 PERMISSIONS = ("view", "download")
@@ -73,3 +74,14 @@ def require_size(value: Any, name: str = "size") -> int:
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return value
+
+
+def require_seconds(value: Any, name: str, *, allow_none: bool = False) -> float | None:
+    """A positive, finite duration in seconds (or ``None`` where that means "no limit")."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)

@@ -26,6 +26,7 @@ from .._validate_args import (
     require_days,
     require_id,
     require_permission,
+    require_seconds,
     require_text,
 )
 from .._validation import validate_response
@@ -309,8 +310,10 @@ class Files(Resource):
         :class:`ScanTimeoutError` after ``timeout`` seconds (``None`` waits forever).
         """
         require_id(file_id, "file_id")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = poll_interval
+        limit = require_seconds(timeout, "timeout", allow_none=True)
+        delay = require_seconds(poll_interval, "poll_interval") or 0.0
+        ceiling = require_seconds(max_poll_interval, "max_poll_interval") or 0.0
+        deadline = None if limit is None else time.monotonic() + limit
         while True:
             file = await self.get(file_id)
             if file.scan_status == ScanStatus.CLEAN:
@@ -325,4 +328,4 @@ class Files(Resource):
                     )
                 delay = min(delay, remaining)
             await anyio.sleep(delay)
-            delay = min(delay * 2, max_poll_interval)
+            delay = min(delay * 2, ceiling)

@@ -408,11 +408,6 @@ def test_update_and_list_need_their_key_arguments() -> None:
     assert fake.calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (resources/files.py, not ours to edit): wait_until_clean does not check "
-    "timeout/poll_interval; poll_interval <= 0 or NaN polls the API in a tight loop",
-)
 @pytest.mark.parametrize(
     "bad",
     [
