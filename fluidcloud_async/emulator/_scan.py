@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 
 from ._clock import Clock
 from ._db import Database
@@ -22,13 +23,16 @@ STATUS_FOR = {"clean": "ready", "infected": "blocked", "pending": "draft"}
 log = logging.getLogger(__name__)
 
 
-def digest_and_scan(reader: BinaryReader) -> tuple[str, bool]:
-    """Blocking: (sha256 hex, contains EICAR) of everything ``reader`` yields."""
+def digest_and_scan(reader: BinaryReader, stop: threading.Event | None = None) -> tuple[str, bool]:
+    """Blocking: (sha256 hex, contains EICAR) of everything ``reader`` yields.
+
+    Setting ``stop`` ends the read loop early (the result is then meaningless).
+    """
     sha = hashlib.sha256()
     found = False
     tail = b""
     keep = len(EICAR) - 1
-    while chunk := reader.read(READ_SIZE):
+    while (stop is None or not stop.is_set()) and (chunk := reader.read(READ_SIZE)):
         sha.update(chunk)
         if not found:
             window = tail + chunk
@@ -39,9 +43,16 @@ def digest_and_scan(reader: BinaryReader) -> tuple[str, bool]:
 
 async def hash_object(store: ObjectStore, key: str) -> tuple[str, bool]:
     reader = await store.open_reader(key)
+    stop = threading.Event()
+    work = asyncio.ensure_future(asyncio.to_thread(digest_and_scan, reader, stop))
     try:
-        return await asyncio.to_thread(digest_and_scan, reader)
+        return await asyncio.shield(work)
     finally:
+        # A cancelled await leaves the thread reading: stop it and let it return before
+        # closing, or a multipart reader could open its next part file after the close.
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait([work])
         await asyncio.to_thread(reader.close)
 
 
