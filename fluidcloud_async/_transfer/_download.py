@@ -35,6 +35,7 @@ from ._storage import (
     StoragePolicy,
     connection_error,
     is_transient,
+    raise_if_closed,
     storage_error,
 )
 
@@ -127,6 +128,9 @@ async def _get_range(
             continue
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             failure: BaseException = connection_error(exc, "GET", current)
+        except RuntimeError:
+            raise_if_closed(session, "GET", current)
+            raise
         except (ApiError, ApiConnectionError) as exc:
             failure = exc
         failures += 1

@@ -30,7 +30,14 @@ from .._exceptions import (
     ServerError,
 )
 from .._redact import redact_url
-from .._retry import MAX_RETRY_AFTER, ConnectFailed, Sleep, parse_retry_after, retry_wait
+from .._retry import (
+    MAX_RETRY_AFTER,
+    ClientClosed,
+    ConnectFailed,
+    Sleep,
+    parse_retry_after,
+    retry_wait,
+)
 
 logger = logging.getLogger("fluidcloud_async")
 
@@ -145,7 +152,7 @@ def _looks_expired(code: str | None, message: str | None, url: str) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed storage request may be sent again."""
-    if isinstance(exc, ExpiredUrlError):
+    if isinstance(exc, (ExpiredUrlError, ClientClosed)):
         return False
     if isinstance(exc, RateLimitError):
         return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
@@ -180,6 +187,17 @@ def connection_error(exc: BaseException, method: str, url: str) -> ApiConnection
         method=method,
         url=safe_url,
     )
+
+
+def raise_if_closed(session: aiohttp.ClientSession, method: str, url: str) -> None:
+    """aiohttp reports a request on a closed session as a bare RuntimeError: when the client
+    was closed under a running transfer, say so with a typed error instead."""
+    if session.closed:
+        raise ClientClosed(
+            "the client was closed while the transfer was running",
+            method=method,
+            url=redact_url(url),
+        ) from None
 
 
 async def put_once(
@@ -218,6 +236,9 @@ async def put_once(
         raise
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise connection_error(exc, "PUT", url) from None
+    except RuntimeError:
+        raise_if_closed(session, "PUT", url)
+        raise
 
 
 async def put_with_retries(

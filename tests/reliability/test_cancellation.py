@@ -374,7 +374,11 @@ async def test_closing_the_client_stops_running_uploads(
                 await fc.files.upload(data, space_id, name=f"{i}.bin", max_concurrency=2)
                 outcomes.append("ok")
             except FluidCloudError as exc:
-                outcomes.append(type(exc).__name__)
+                cause = getattr(exc, "cause", None)
+                if cause is not None and not isinstance(cause, FluidCloudError):
+                    outcomes.append(f"RAW cause {cause!r}")  # e.g. "Session is closed"
+                else:
+                    outcomes.append(type(exc).__name__)
             except Exception as exc:
                 outcomes.append(f"RAW {exc!r}")
             returned.append(time.monotonic())
