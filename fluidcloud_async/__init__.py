@@ -48,6 +48,7 @@ from ._pagination import AsyncPaginator
 from ._retry import MAX_RETRY_AFTER, RetryEvent
 from ._transfer._bulk import Results as UploadResults
 from ._transfer._bulk import UploadMany, UploadResult
+from ._transfer._journal import UploadJournal
 from ._transfer._ratelimit import RateLimit
 from ._types import NOT_GIVEN
 from ._version import __version__
@@ -93,6 +94,7 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "UploadError",
     "UploadExpiredError",
+    "UploadJournal",
     "UploadMany",
     "UploadResult",
     "UploadResults",

@@ -58,13 +58,16 @@ class Resume:
     ``ticket`` reuses an earlier ``/initiate`` answer instead of asking for a new one, and
     ``etags`` lists the parts already stored under it: only the others are PUT.
     ``on_ticket`` and ``on_part`` (sync or async) are told about a new ticket and each
-    part stored, so a caller can record them before the next step.
+    part stored, so a caller can record them before the next step; ``on_complete`` is
+    told once ``/complete`` succeeded (the upload then needs no resuming, whatever the
+    verification or scan that follows says).
     """
 
     ticket: UploadTicket | None = None
     etags: dict[int, str] = field(default_factory=dict)
     on_ticket: Callable[[UploadTicket], Awaitable[None] | None] | None = None
     on_part: Callable[[int, str], Awaitable[None] | None] | None = None
+    on_complete: Callable[[File], Awaitable[None] | None] | None = None
 
 
 async def _call(hook: Callable[..., Any] | None, *args: Any) -> None:
@@ -141,6 +144,7 @@ async def upload_file(
         folder_id=options.folder_id,
         client_key=options.client_key,
     )
+    await _call(resume.on_complete, file)
     _verify(file, reader.size, sha, ticket)
     if options.wait_until_clean or options.public:
         file = await client.files.wait_until_clean(file.id, timeout=options.clean_timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from .._transfer import _args
 from .._transfer._bulk import UploadMany
 from .._transfer._download import download_file
 from .._transfer._items import expand
+from .._transfer._journal import journal_location, upload_resumable
 from .._transfer._progress import ProgressCallback
 from .._transfer._ratelimit import RateLimit
 from .._transfer._scheduler import SlotPool
@@ -53,6 +55,7 @@ class Files(Resource):
         checksum: bool = True,
         wait_until_clean: bool = False,
         clean_timeout: float | None = 300.0,
+        resume: str | os.PathLike[str] | None = None,
     ) -> File:
         """Upload ``file`` (initiate -> PUT(s) straight to storage -> complete).
 
@@ -86,6 +89,11 @@ class Files(Resource):
         )
         slots = _args.positive_int(max_concurrency, "max_concurrency")
         spec = describe(file, name=name, content_type=content_type, size=size)
+        if resume is not None:
+            journal = journal_location(resume, spec)
+            return await upload_resumable(
+                self._client, spec, options, pool=SlotPool(slots), journal_path=journal
+            )
         return await upload_file(self._client, spec, options, pool=SlotPool(slots))
 
     def upload_many(
