@@ -12,10 +12,12 @@ file changed in between is refused rather than completed into a corrupt object.
   ``os.replace``-d over the journal (and the folder fsynced): a crash leaves the previous
   journal or the new one, never a torn one.
 * **Off the hot path, coalesced.** A background task writes, in a worker thread, at most
-  every ``MIN_INTERVAL``: a finished part only notes its ETag and moves on. Measured on the
-  2-core box (1,000 parts of 64 KiB, emulator in-process): writing after every part (in
-  a thread, holding the part's slot) took 188 writes and made the upload 1.9x slower;
-  see ``keep_writing`` for what this costs instead.
+  every ``MIN_INTERVAL``: a finished part only notes its ETag and moves on, and only the
+  part list is encoded per write (the ticket's URLs are encoded once). Measured on the
+  2-core box (1,000 parts of 64 KiB to the in-process emulator, checksum off): writing
+  as soon as a part finished (coalescing only parts that finished during a write, the
+  part keeping its slot meanwhile) took 188 writes of 0.5 MB and 3.25 s against 1.74 s
+  without a journal; this way it takes 6 writes and 1.55 s against 1.52 s (within noise).
 * **A credential.** The part URLs are write credentials: the file is created 0600 and
   removed as soon as ``/complete`` has succeeded.
 """

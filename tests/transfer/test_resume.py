@@ -396,3 +396,31 @@ async def test_parts_finishing_together_are_coalesced(tmp_path: Path, monkeypatc
     loaded = UploadJournal.load(tmp_path / "j")
     assert loaded.parts_done == 40 and loaded.etags[40] == '"e40"'
     assert loaded.expires_at is None  # these URLs carry no X-Amz-Date
+
+
+async def test_cancellation_keeps_every_stored_part_in_the_journal(
+    fc: AsyncFluidCloud, emu: Emulator, space: Space, tmp_path: Path
+) -> None:
+    data = random_bytes(JOURNAL_SIZE, seed=39)
+    src = write(tmp_path / "x.bin", data)
+    journal = tmp_path / "x.journal"
+    emu.faults.storage_bandwidth = 4 * MiB  # ~0.25 s a part, two at a time
+    stored: list[int] = []
+    record = UploadJournal.record
+
+    async def counting(self: UploadJournal, number: int, etag: str) -> None:
+        stored.append(number)
+        await record(self, number, etag)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(UploadJournal, "record", counting)
+        with anyio.move_on_after(0.6):
+            await fc.files.upload(src, space.id, resume=journal, max_concurrency=2)
+    emu.faults.reset()
+    kept = UploadJournal.load(journal)
+    # The final flush wrote every part stored, even one recorded just before the cancel.
+    assert stored and sorted(kept.etags) == sorted(stored)
+    assert sorted(os.listdir(tmp_path)) == ["x.bin", "x.journal"]  # no temp file left
+    assert emu.stats.completes == 0
+    file = await fc.files.upload(src, space.id, resume=journal)
+    assert await download_bytes(fc, file.id) == data
