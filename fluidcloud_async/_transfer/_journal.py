@@ -237,7 +237,11 @@ class UploadJournal:
             # encoded once, so a write costs the event loop next to nothing.
             parts = [{"part_number": n, "etag": self.etags[n]} for n in sorted(self.etags)]
             data = f'{self._head},\n "parts": {json.dumps(parts)}\n}}\n'.encode()
-            await anyio.to_thread.run_sync(_write_atomic, self.path, data)
+            try:
+                await anyio.to_thread.run_sync(_write_atomic, self.path, data)
+            except BaseException:
+                self._dirty = True  # still to be written (by flush, after a failure)
+                raise
             self.writes += 1
 
     async def record(self, number: int, etag: str) -> None:
