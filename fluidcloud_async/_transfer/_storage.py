@@ -90,11 +90,23 @@ def url_expiry(url: str) -> float | None:
     """When a presigned URL expires (epoch seconds), from X-Amz-Date + X-Amz-Expires."""
     query = parse_qs(urlsplit(url).query)
     try:
-        issued = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ")
+        stamp = query["X-Amz-Date"][0]
         ttl = int(query["X-Amz-Expires"][0])
+        # Sliced by hand: strptime costs more than the rest of a part's bookkeeping.
+        if len(stamp) != 16 or stamp[8] != "T" or stamp[15] != "Z":
+            return None
+        issued = datetime(
+            int(stamp[0:4]),
+            int(stamp[4:6]),
+            int(stamp[6:8]),
+            int(stamp[9:11]),
+            int(stamp[11:13]),
+            int(stamp[13:15]),
+            tzinfo=timezone.utc,
+        )
     except (KeyError, IndexError, ValueError):
         return None
-    return issued.replace(tzinfo=timezone.utc).timestamp() + ttl
+    return issued.timestamp() + ttl
 
 
 def check_not_expired(url: str, *, now: Callable[[], float] = time.time) -> None:
