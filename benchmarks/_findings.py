@@ -115,7 +115,7 @@ def throughput(g: dict[str, Any], cores: int | None) -> list[str]:
 
 
 def overhead(g: dict[str, Any], cores: int | None) -> list[str]:
-    from .bench_overhead import EXPERIMENT, SDK
+    from .bench_overhead import SDK
 
     s = g["summary"]
     if not _missed(g, SDK) or SDK not in s:
@@ -129,16 +129,7 @@ def overhead(g: dict[str, Any], cores: int | None) -> list[str]:
             f" In its profile the tenacity controller (`AsyncRetrying.__call__`, built anew "
             f"for every call) spans {retry:.0%} of the samples while the request it wraps "
             f"(`Transport.request.<locals>.once`) is {once:.0%}: sampling puts about "
-            f"{retry - once:.0%} in retry bookkeeping on calls that never retry (the "
-            "experiment below measures its whole cost)."
-        )
-    exp = s.get(EXPERIMENT, {})
-    if exp.get("cpu_ratio_to_bare") is not None:
-        text += (
-            f" Tried in the same run (`{EXPERIMENT}`, the SDK patched in the client process "
-            "only: first attempt sent directly, the tenacity controller built only after a "
-            f"retryable failure): {exp['cpu_us_per_req']:.0f} µs per call, "
-            f"{exp['cpu_ratio_to_bare']:.2f} × bare aiohttp."
+            f"{retry - once:.0%} in retry bookkeeping on calls that never retry."
         )
     return [text]
 

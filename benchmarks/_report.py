@@ -296,6 +296,8 @@ def markdown(meta: dict[str, Any], groups: dict[str, dict[str, Any]], plot: str 
     lines += _table(["group", "figure", "target", "measured", ""], rows)
     for i, (name, g) in enumerate(groups.items(), start=1):
         lines += [f"## {i}. {g['title']}", ""]
+        if g.get("commit") and g["commit"] != m.get("commit"):
+            lines += [f"(ran on commit {g['commit']})", ""]
         if "error" in g:
             lines += [f"The group failed: `{g['error']}`", ""]
             continue

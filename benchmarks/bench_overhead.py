@@ -21,7 +21,6 @@ NAME = "overhead"
 TITLE = "API call overhead: files.get at concurrency 64"
 SDK = "fluidcloud_async files.get"
 BARE = "bare aiohttp GET + json()"
-EXPERIMENT = "experiment: SDK with the first attempt outside tenacity"
 CONCURRENCY = 64
 MAX_RATIO = 1.3
 
@@ -55,37 +54,6 @@ async def sdk_get(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
     return {"requests": args["requests"] // CONCURRENCY * CONCURRENCY}
 
 
-def _first_attempt_outside_tenacity() -> None:
-    """What was tried for the overhead target (full runs only; the SDK is not changed):
-    ``Transport.request`` sends the first attempt directly and builds the tenacity
-    controller only after a retryable failure. Patched in this client process alone."""
-    from fluidcloud_async import _transport
-    from fluidcloud_async._retry import is_retryable
-
-    original = _transport.Transport.request
-
-    async def request(self: Any, method: str, path: str, **kw: Any) -> Any:
-        url = self.url(path)
-        query = _transport._clean_params(kw.get("params"))
-        if query:
-            url = url.with_query(query)
-        try:
-            return await self._send(method, url, kw.get("json"), 1)
-        except Exception as exc:
-            idempotent = kw.get("idempotent")
-            safe = method in _transport.IDEMPOTENT_METHODS if idempotent is None else idempotent
-            if self.options.max_retries == 0 or not is_retryable(exc, idempotent=safe):
-                raise
-        return await original(self, method, path, **kw)
-
-    _transport.Transport.request = request  # type: ignore[method-assign]
-
-
-async def sdk_get_experiment(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
-    _first_attempt_outside_tenacity()
-    return await sdk_get(args, meter)
-
-
 async def bare_get(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
     import aiohttp
 
@@ -108,8 +76,6 @@ def run(settings: Settings) -> dict[str, Any]:
     reps_count = 1 if settings.quick else settings.reps
     requests = CONCURRENCY * (4 if settings.quick else 100)
     clients = [(SDK, f"{__name__}:sdk_get"), (BARE, f"{__name__}:bare_get")]
-    if not settings.quick:
-        clients.append((EXPERIMENT, f"{__name__}:sdk_get_experiment"))
     reps: list[dict[str, dict[str, Any]]] = []
     with ServerProcess("benchmarks._emu:start", {"seed_file": True}) as emu:
         args = {**emu.info, "requests": requests}
@@ -136,11 +102,9 @@ def run(settings: Settings) -> dict[str, Any]:
                     f"  {run['cpu_us_per_req']:6.0f} µs CPU/req"
                     f"  server {run['server_cpu_share']:.0%}"
                 )
-            bare = results.get(BARE, {})
-            for name in (SDK, EXPERIMENT):
-                run = results.get(name, {})
-                if "cpu_us_per_req" in run and "cpu_us_per_req" in bare:
-                    run["cpu_ratio_to_bare"] = run["cpu_us_per_req"] / bare["cpu_us_per_req"]
+            sdk, bare = results.get(SDK, {}), results.get(BARE, {})
+            if "cpu_us_per_req" in sdk and "cpu_us_per_req" in bare:
+                sdk["cpu_ratio_to_bare"] = sdk["cpu_us_per_req"] / bare["cpu_us_per_req"]
             reps.append(results)
         summary, targets = _summary(reps)
         profiles = {}

@@ -146,12 +146,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             _log(f"== {name} ==")
+            # Each group notes the code it ran: others may commit while a long run goes on.
+            commit = _commit()
             try:
-                groups[name] = run(settings)
+                groups[name] = {**run(settings), "commit": commit}
             except Exception as exc:  # one broken group must not lose the others' figures
                 failed = True
                 traceback.print_exc()
-                groups[name] = {"name": name, "title": TITLES[name], "error": repr(exc)}
+                groups[name] = {
+                    "name": name,
+                    "title": TITLES[name],
+                    "error": repr(exc),
+                    "commit": commit,
+                }
     finally:
         if not args.keep_data:
             shutil.rmtree(work, ignore_errors=True)
