@@ -11,8 +11,9 @@ waits for it, and nothing outlives the block.
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, field, replace
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,10 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 if TYPE_CHECKING:
     from .._client import AsyncFluidCloud
+
+
+FileProgressCallback = Callable[[Any, int, int], Awaitable[None] | None]
+"""``file_progress(source, bytes_sent, total)``: one file's progress within a batch."""
 
 
 @dataclass
@@ -77,6 +82,7 @@ class UploadMany:
         fail_fast: bool,
         progress: ProgressCallback | None,
         rate_limit: RateLimit | None,
+        file_progress: FileProgressCallback | None = None,
     ) -> None:
         if rate_limit is not None:
             view = client.with_options()
@@ -84,6 +90,9 @@ class UploadMany:
             view._init(LimitedTransport(view._transport, limiter))
             client = view
         self._client = client
+        if file_progress is not None:
+            for job in jobs:
+                job.options = replace(job.options, progress=partial(file_progress, job.source))
         self._jobs = jobs
         self._max_files = max_files
         self._pool = SlotPool(max_concurrency)

@@ -12,7 +12,7 @@ from .._exceptions import ApiResponseError, InfectedFileError, ScanTimeoutError
 from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
 from .._transfer import _args
-from .._transfer._bulk import UploadMany
+from .._transfer._bulk import FileProgressCallback, UploadMany
 from .._transfer._download import download_file
 from .._transfer._items import expand
 from .._transfer._journal import journal_location, upload_resumable
@@ -108,6 +108,7 @@ class Files(Resource):
         key_prefix: str | None = None,
         fail_fast: bool = False,
         progress: ProgressCallback | None = None,
+        file_progress: FileProgressCallback | None = None,
         checksum: bool = True,
         wait_until_clean: bool = False,
         public: bool = False,
@@ -125,7 +126,8 @@ class Files(Resource):
         At most ``max_files`` files and ``max_concurrency`` parts (across all files, with
         their read buffers) are in flight. API calls keep to ``rate_limit`` (the
         documented per-key caps; ``None`` turns the limiter off). ``progress(sent, total)``
-        reports the whole batch.
+        reports the whole batch; ``file_progress(source, sent, total)`` each file (its
+        ``source`` as in the results: the path, for files found in a directory).
 
         ::
 
@@ -165,6 +167,7 @@ class Files(Resource):
             max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
             fail_fast=_args.flag(fail_fast, "fail_fast"),
             progress=_args.callback(progress, "progress"),
+            file_progress=_args.callback(file_progress, "file_progress"),
             rate_limit=rate_limit,
         )
 
