@@ -78,6 +78,7 @@ class Display:
         self.done = 0
         self.finished = 0
         self.started = time.monotonic()
+        self._tracked: dict[object, FileTask] = {}
 
     def __enter__(self) -> Display:
         return self
@@ -100,6 +101,20 @@ class Display:
     def add_file(self, label: str, total: int | None) -> FileTask:
         """Track one file's bytes."""
         return FileTask(self, label, total)
+
+    def track(self, key: object, label: str, done: int, total: int) -> FileTask:
+        """One file of a batch whose overall bytes come from :meth:`batch`: its own bar
+        moves, the overall count is left to the batch callback."""
+        task = self._tracked.get(key)
+        if task is None:
+            task = self._tracked[key] = self.add_file(label, total)
+        task.done, task.total = done, total
+        self._changed(task)
+        return task
+
+    def untrack(self, key: object) -> FileTask | None:
+        """Forget a tracked file (it finished); its task, if it ever reported."""
+        return self._tracked.pop(key, None)
 
     def batch(self, done: int, total: int) -> None:
         """Overall bytes of a batch (the ``progress`` callback of ``upload_many``)."""

@@ -89,6 +89,10 @@ async def _upload_bulk(
         for display in shown:
             display.batch(sent, total)
 
+    def report_file(source: Any, sent: int, total: int) -> None:
+        for display in shown:  # keyed by identity: the batch hands back the same object
+            display.track(id(source), str(source), sent, total)
+
     try:
         batch = fc.files.upload_many(
             list(req.paths),
@@ -99,6 +103,7 @@ async def _upload_bulk(
             public=req.public,
             wait_until_clean=req.wait,
             progress=report,
+            file_progress=report_file,
             **req.limits(single=False),
         )
     except (TypeError, ValueError) as exc:  # refused before any request, e.g. duplicate keys
@@ -113,13 +118,14 @@ async def _upload_bulk(
         async with batch as results:
             async for result in results:
                 label = str(result.source)
+                task = display.untrack(id(result.source))
                 if result.ok and result.file is not None:
                     done.append((result.index, result.file))
-                    display.file_done(label, result.file.size, True)
+                    display.file_done(label, result.file.size, True, task=task)
                 else:
                     failed += 1
                     why = error_line(result.error) if result.error else "no file returned"
-                    display.file_done(label, None, False, why)
+                    display.file_done(label, None, False, why, task=task)
     return [file for _, file in sorted(done, key=lambda pair: pair[0])], failed
 
 
