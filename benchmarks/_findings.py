@@ -91,8 +91,9 @@ def throughput(g: dict[str, Any], cores: int | None) -> list[str]:
         hashing = _inclusive(g.get("profiles", {}).get(on, {}), "_hash_fd", "busy")
         if hashing is not None:
             text += (
-                f" In the profile the hashing pass (`_hash_fd`) is working {hashing:.0%} of the "
-                "upload's wall time: it is the critical path."
+                # Sampling can overshoot a little; one thread cannot work more than 100 %.
+                f" In the profile the hashing pass (`_hash_fd`) is working {min(hashing, 1):.0%} "
+                "of the upload's wall time: it is the critical path."
             )
         if hash_rate and curl:
             need = 0.8 * curl / hash_rate

@@ -336,7 +336,7 @@ def plot(path: Path, groups: dict[str, dict[str, Any]]) -> bool:
     for ax, (g, key, rows) in zip(axes[0], panels, strict=True):
         names = [n for n, _ in rows]
         values = [s[key] for _, s in rows]
-        colors = ["tab:blue" if n.startswith("fluidcloud_async") else "tab:gray" for n in names]
+        colors = ["tab:blue" if "fluidcloud_async" in n else "tab:gray" for n in names]
         y = list(range(len(names)))
         ax.barh(y, values, color=colors)
         for i, (_, s) in enumerate(rows):
