@@ -29,6 +29,7 @@ from ._plan import Part, plan
 from ._progress import Progress, ProgressCallback
 from ._readers import Reader
 from ._scheduler import PartsFailed, SlotPool, run_parts
+from ._small import SMALL_BODY, load_small
 from ._sources import SourceSpec, materialize
 from ._storage import ExpiredUrlError, StoragePolicy, put_with_retries
 
@@ -185,8 +186,15 @@ async def _send(
     session = client._transport.session
     content_type = None if ticket.is_multipart else ticket.content_type
     digest: list[str] = []
+    # A small single PUT is loaded (and hashed) whole inside its slot: see ``_small``.
+    small = not ticket.is_multipart and not reader.sequential and reader.size <= SMALL_BODY
 
     async def send(part: Part, prepared: Any) -> str:
+        if small:
+            prepared, sha = await load_small(reader, hash_it=options.checksum)
+            if sha is not None:
+                digest.append(sha)
+
         def make_body() -> Any:
             if prepared is not None:
                 return MemoryBody(prepared, progress, policy.stall_timeout)
@@ -236,7 +244,7 @@ async def _send(
     # Children record their errors instead of raising them, so what propagates is a
     # plain exception (anyio wraps anything raised inside a task group in a group).
     async with anyio.create_task_group() as tg:
-        if options.checksum and not reader.sequential:
+        if options.checksum and not reader.sequential and not small:
             tg.start_soon(hash_all)
         try:
             etags = await run_parts(
