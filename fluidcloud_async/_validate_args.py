@@ -76,10 +76,8 @@ def require_size(value: Any, name: str = "size") -> int:
     return value
 
 
-def require_seconds(value: Any, name: str, *, allow_none: bool = False) -> float | None:
-    """A positive, finite duration in seconds (or ``None`` where that means "no limit")."""
-    if value is None and allow_none:
-        return None
+def require_seconds(value: Any, name: str) -> float:
+    """A positive, finite duration in seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:

@@ -321,9 +321,9 @@ class Files(Resource):
         :class:`ScanTimeoutError` after ``timeout`` seconds (``None`` waits forever).
         """
         require_id(file_id, "file_id")
-        limit = require_seconds(timeout, "timeout", allow_none=True)
-        delay = require_seconds(poll_interval, "poll_interval") or 0.0
-        ceiling = require_seconds(max_poll_interval, "max_poll_interval") or 0.0
+        limit = None if timeout is None else require_seconds(timeout, "timeout")
+        delay = require_seconds(poll_interval, "poll_interval")
+        ceiling = require_seconds(max_poll_interval, "max_poll_interval")
         deadline = None if limit is None else time.monotonic() + limit
         while True:
             file = await self.get(file_id)
