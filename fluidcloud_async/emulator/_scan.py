@@ -15,7 +15,7 @@ import threading
 
 from ._clock import Clock
 from ._db import Database
-from ._storage import BinaryReader, ObjectStore
+from ._storage import BinaryReader, ObjectStore, close_after
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 READ_SIZE = 1024 * 1024
@@ -48,12 +48,10 @@ async def hash_object(store: ObjectStore, key: str) -> tuple[str, bool]:
     try:
         return await asyncio.shield(work)
     finally:
-        # A cancelled await leaves the thread reading: stop it and let it return before
-        # closing, or a multipart reader could open its next part file after the close.
+        # A cancelled await leaves the thread reading: stop it, and close only once it
+        # has returned (see close_after).
         stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait([work])
-        await asyncio.to_thread(reader.close)
+        await close_after(reader, work)
 
 
 class Scanner:

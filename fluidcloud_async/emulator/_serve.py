@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from ._storage import BinaryReader, ObjectStore
+from ._storage import BinaryReader, ObjectStore, close_after
 
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -95,14 +95,16 @@ async def stream_object(
         return response
     pacer = Pacer(bandwidth)
     reader: BinaryReader = await store.open_reader(key, start, end)
+    read: asyncio.Future[bytes] | None = None
     try:
         while True:
-            chunk = await asyncio.to_thread(reader.read, pacer.chunk_size(CHUNK))
+            read = asyncio.ensure_future(asyncio.to_thread(reader.read, pacer.chunk_size(CHUNK)))
+            chunk = await asyncio.shield(read)
             if not chunk:
                 break
             await response.write(chunk)
             await pacer.pace(len(chunk))
     finally:
-        await asyncio.to_thread(reader.close)
+        await close_after(reader, read)
     await response.write_eof()
     return response

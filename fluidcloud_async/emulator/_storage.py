@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 MAX_PARTS = 10_000
+
+
+async def close_after(reader: BinaryReader, in_flight: asyncio.Future[Any] | None) -> None:
+    """Close ``reader`` once the worker-thread call ``in_flight`` (if any) has returned.
+
+    Closing through ``asyncio.to_thread`` can be lost: a cancelled call that has not started
+    yet never runs, and the open file then leaks. A call that has started keeps running and
+    may open a manifest's next segment after an early close. So the close runs inline (a
+    file close does not block) and, when a call is still running, only after it returns,
+    even if this coroutine is cancelled while it waits.
+    """
+    if in_flight is None or in_flight.done():
+        reader.close()
+        return
+    in_flight.add_done_callback(lambda _: reader.close())
+    await asyncio.wait([in_flight])
 
 
 class StorageError(Exception):
