@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import ssl
 from types import TracebackType
 from typing import Any
 
@@ -12,7 +13,8 @@ import aiohttp
 from yarl import URL
 
 from ._exceptions import ConfigurationError
-from ._redact import mask_key
+from ._proxy import ProxySettings
+from ._redact import mask_key, redact_url
 from ._retry import OnRetry, Sleep
 from ._transport import API_PREFIX, SessionHolder, Transport, TransportOptions, default_sleep
 from .resources import Files, Folders, QuotaResource, Shares, Spaces, Uploads
@@ -30,13 +32,26 @@ class AsyncFluidCloud:
         api_key: the partner key; defaults to ``$FLUIDCLOUD_API_KEY``.
         base_url: the API origin; defaults to ``$FLUIDCLOUD_BASE_URL``, then production.
             ``/api/v1`` is appended for you.
-        timeout: per-request timeout for API calls, in seconds.
+        timeout: seconds. For an API call it bounds each attempt as a whole (connect, send,
+            full answer); retries get a fresh ``timeout`` each. Storage transfers (part PUTs,
+            downloads) are not bounded as a whole: there it is a *stall* timeout, the longest
+            wait for the storage's answer or for the socket to take or give the next chunk
+            (connecting has its own 30 s), so a large transfer that keeps moving never times
+            out. For a deadline on a whole call wrap it in ``asyncio.timeout(...)`` /
+            ``anyio.fail_after(...)``: cancellation stops every part and never completes.
         max_retries: retries after the first attempt (see the README's retry table).
-        session: an ``aiohttp.ClientSession`` to use; you keep ownership and close it.
-            By default the client creates one lazily and closes it in :meth:`close`.
+        session: an ``aiohttp.ClientSession`` to use; you keep ownership and close it, and
+            its own proxy and TLS settings apply. By default the client creates one lazily
+            and closes it in :meth:`close`.
         connection_limit: size of the connection pool the client creates.
         on_retry: called (sync or async) with a :class:`RetryEvent` before each retry sleep.
-        allow_insecure_http: permit a live key over plain ``http://`` to a non-loopback host.
+        allow_insecure_http: permit a live key over plain ``http://`` to a non-loopback host,
+            and any key over plain ``http://`` through a proxy (which could read it).
+        trust_env: honour ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (read once,
+            here) for API, storage and download traffic, like requests and httpx.
+        proxy: a proxy URL (``http://[user:pass@]host:port``) for all traffic, replacing the
+            ``*_PROXY`` variables; ``NO_PROXY`` still applies while ``trust_env`` is true.
+        ssl_context: TLS settings of the client's session (a private CA, client certs).
 
     Use ``async with AsyncFluidCloud() as fc:`` or call ``await fc.close()``.
     """
@@ -59,6 +74,9 @@ class AsyncFluidCloud:
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         on_retry: OnRetry | None = None,
         allow_insecure_http: bool = False,
+        trust_env: bool = True,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         _sleep: Sleep = default_sleep,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("FLUIDCLOUD_API_KEY")
@@ -74,6 +92,23 @@ class AsyncFluidCloud:
             raise ConfigurationError(
                 f"refusing to send a live API key over plain http to {origin}; "
                 "use https or pass allow_insecure_http=True"
+            )
+        if session is not None and (proxy is not None or ssl_context is not None):
+            raise ConfigurationError(
+                "proxy= and ssl_context= configure the session the client creates; "
+                "set them on the session you pass instead"
+            )
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ConfigurationError("ssl_context must be an ssl.SSLContext")
+        proxies = ProxySettings.resolve(
+            proxy=proxy, trust_env=bool(trust_env), allow_clear_key=allow_insecure_http
+        )
+        through = None if session is not None else proxies.clear_key_risk(URL(origin))
+        if through is not None:
+            raise ConfigurationError(
+                f"refusing to send the API key over plain http to {origin} through the proxy "
+                f"{redact_url(through.url)}, which could read it; use https, exempt the host "
+                "with NO_PROXY, pass trust_env=False, or allow_insecure_http=True"
             )
         _check_positive("timeout", timeout)
         _check_retries(max_retries)
@@ -97,7 +132,10 @@ class AsyncFluidCloud:
             sleep=_sleep,
         )
         self._owner = True
-        self._init(Transport(options, SessionHolder(session, connection_limit=connection_limit)))
+        holder = SessionHolder(
+            session, connection_limit=connection_limit, proxies=proxies, ssl_context=ssl_context
+        )
+        self._init(Transport(options, holder))
 
     def _init(self, transport: Transport) -> None:
         self._transport = transport

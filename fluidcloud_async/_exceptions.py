@@ -197,17 +197,33 @@ class DownloadError(FluidCloudError):
     """A download failed or its bytes did not match the file record."""
 
 
-class InfectedFileError(FluidCloudError):
-    """The virus scan marked the file ``infected``; it can never be shared or served."""
+class InfectedFileError(ConflictError):
+    """The virus scan marked the file ``infected``; it can never be shared or served.
+
+    A :class:`ConflictError` (status 409, code ``file_infected``): where the sync SDK's
+    ``upload(..., public=True)`` fails with the API's 409 on an unclean file, this SDK waits
+    for the verdict first, so ``except ConflictError`` written for the sync SDK still
+    catches it.
+    """
 
     def __init__(self, message: str, *, file: File) -> None:
-        super().__init__(message)
+        super().__init__(message, status=409, code="file_infected")
         self.file = file
 
+    def __str__(self) -> str:
+        return self.message
 
-class ScanTimeoutError(FluidCloudError):
-    """Waiting for the scan verdict took longer than the caller allowed."""
+
+class ScanTimeoutError(ConflictError):
+    """Waiting for the scan verdict took longer than the caller allowed.
+
+    A :class:`ConflictError` (status 409, code ``scan_pending``) for the same reason as
+    :class:`InfectedFileError`: the sync SDK reports a file that is not clean yet as 409.
+    """
 
     def __init__(self, message: str, *, file: File) -> None:
-        super().__init__(message)
+        super().__init__(message, status=409, code="scan_pending")
         self.file = file
+
+    def __str__(self) -> str:
+        return self.message

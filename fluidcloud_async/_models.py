@@ -8,10 +8,13 @@ UTC).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ._redact import redact_link
 
 __all__ = [
     "File",
@@ -46,6 +49,17 @@ class ScanStatus:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=False, populate_by_name=True)
+
+    #: Fields holding a URL that is a credential (a raw-link token, a presigned query):
+    #: ``repr``/``str`` show them redacted; attribute access and ``model_dump`` do not.
+    _secret_urls: ClassVar[frozenset[str]] = frozenset()
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name in self._secret_urls and isinstance(value, str):
+                yield name, redact_link(value)
+            else:
+                yield name, value
 
 
 class Space(_Model):
@@ -94,6 +108,8 @@ class File(_Model):
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
     public_url: str | None = None
+
+    _secret_urls: ClassVar[frozenset[str]] = frozenset({"public_url"})
 
     @property
     def is_clean(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from yarl import URL
 
 
@@ -22,3 +24,29 @@ def mask_key(api_key: str) -> str:
         if api_key.startswith(prefix):
             return f"{prefix}***"
     return "***"
+
+
+def redact_link(url: str) -> str:
+    """A display form of a URL that is itself a credential: a raw link's token (the last
+    path segment) or a presigned URL's query is replaced, userinfo is dropped."""
+    try:
+        parsed = URL(url)
+        if not parsed.absolute:
+            return "<redacted>"
+        if parsed.query_string:
+            return redact_url(parsed)
+        head, _, last = parsed.path.rstrip("/").rpartition("/")
+        path = f"{head}/***" if last else parsed.path
+        return f"{parsed.with_user(None).with_password(None).origin()}{path}"
+    except (TypeError, ValueError):
+        return "<redacted>"
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+_QUERY = re.compile(r"(https?://[^\s?'\"<>]+)\?[^\s'\"<>]*")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the userinfo (proxy credentials) and query string (signatures) of every
+    URL in it removed, for messages of third-party exceptions that embed URLs."""
+    return _QUERY.sub(r"\1?<redacted>", _USERINFO.sub(r"\1", text))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import platform
+import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -36,7 +37,8 @@ from ._exceptions import (
     UnprocessableEntityError,
     UnsupportedMediaTypeError,
 )
-from ._redact import redact_url
+from ._proxy import ProxySettings
+from ._redact import mask_key, redact_text, redact_url
 from ._retry import (
     ClientClosed,
     ConnectFailed,
@@ -78,10 +80,19 @@ _STATUS_ERRORS: dict[int, type[ApiError]] = {
 class SessionHolder:
     """Owns (or borrows) the one ``aiohttp.ClientSession`` a client and its copies share."""
 
-    def __init__(self, session: aiohttp.ClientSession | None, *, connection_limit: int) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None,
+        *,
+        connection_limit: int,
+        proxies: ProxySettings | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._session = session
         self._owned = session is None
         self._connection_limit = connection_limit
+        self.proxies = proxies or ProxySettings()
+        self._ssl: ssl.SSLContext | bool = True if ssl_context is None else ssl_context
         self._closed = False
 
     def get(self) -> aiohttp.ClientSession:
@@ -95,12 +106,17 @@ class SessionHolder:
             raise ClientClosed("the client is closed; create a new AsyncFluidCloud")
         if self._session is None or (self._owned and self._session.closed):
             connector = aiohttp.TCPConnector(
-                limit=self._connection_limit, limit_per_host=0, ttl_dns_cache=300
+                limit=self._connection_limit, limit_per_host=0, ttl_dns_cache=300, ssl=self._ssl
             )
+            # trust_env stays False: aiohttp's own reading of the environment costs two
+            # thread hops per request and adds ~/.netrc credentials to any host (a presigned
+            # PUT with an Authorization header fails). The proxy choice is ours instead.
+            middlewares = (self.proxies.middleware,) if self.proxies.enabled else ()
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": USER_AGENT},
                 auto_decompress=True,
+                middlewares=middlewares,
             )
         return self._session
 
@@ -121,12 +137,18 @@ class SessionHolder:
 class TransportOptions:
     """Settings of one client view (``with_options`` copies change these)."""
 
-    api_key: str
+    api_key: str = field(repr=False)
     origin: str
     timeout: float
     max_retries: int
     on_retry: OnRetry | None
     sleep: Sleep
+
+    def __repr__(self) -> str:
+        return (
+            f"TransportOptions(origin={self.origin!r}, api_key={mask_key(self.api_key)!r}, "
+            f"timeout={self.timeout!r}, max_retries={self.max_retries!r})"
+        )
 
 
 class Transport:
@@ -204,6 +226,7 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=self.options.timeout)
         started = time.perf_counter()
         target = url
+        refused: str | None = None
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 async with self.session.request(
@@ -238,16 +261,29 @@ class Transport:
             raise ApiTimeoutError(
                 f"request timed out after {self.options.timeout}s", method=method, url=str(url)
             ) from exc
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise ConnectFailed(
+                f"cannot connect to the proxy {exc.host}:{exc.port}: {exc.os_error}",
+                method=method,
+                url=str(url),
+            ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectFailed(
                 f"cannot connect to {url.host}:{url.port}: {exc.os_error}",
                 method=method,
                 url=str(url),
             ) from exc
+        except aiohttp.ClientHttpProxyError as exc:
+            # Raised below, outside this block: the aiohttp error's request_info carries
+            # the Proxy-Authorization header and must not even become __context__.
+            refused = f"the proxy refused to connect to {url.host}:{url.port}: {exc.status}"
         except aiohttp.ClientError as exc:
             raise ApiConnectionError(
-                f"connection failed: {type(exc).__name__}: {exc}", method=method, url=str(url)
+                f"connection failed: {type(exc).__name__}: {redact_text(str(exc))}",
+                method=method,
+                url=str(url),
             ) from exc
+        raise ApiConnectionError(refused or "the proxy refused", method=method, url=str(url))
 
     def _redirect_target(self, method: str, current: URL, resp: aiohttp.ClientResponse) -> URL:
         location = resp.headers.get("Location")
