@@ -6,10 +6,19 @@
 See README.md beside this file for knobs, fault injection and deviations from the docs.
 """
 
-from ._config import ALL_SCOPES, EmulatorConfig, S3Storage
+from ._config import ALL_SCOPES, EmulatorConfig, S3Storage, server_ssl_context
 from ._emulator import Emulator
 from ._faults import Faults
 from ._scan import EICAR
 from ._stats import Stats
 
-__all__ = ["ALL_SCOPES", "EICAR", "Emulator", "EmulatorConfig", "Faults", "S3Storage", "Stats"]
+__all__ = [
+    "ALL_SCOPES",
+    "EICAR",
+    "Emulator",
+    "EmulatorConfig",
+    "Faults",
+    "S3Storage",
+    "Stats",
+    "server_ssl_context",
+]

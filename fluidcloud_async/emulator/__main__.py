@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from ._config import EmulatorConfig, S3Storage
+from ._config import EmulatorConfig, S3Storage, server_ssl_context
 from ._emulator import Emulator
 from ._faults import Faults
 
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-page-size", type=int, default=None)
     p.add_argument("--bytes-limit", type=int, default=-1, help="default tenant (-1: none)")
     p.add_argument("--links-limit", type=int, default=-1, help="default tenant (-1: none)")
+    tls = p.add_argument_group("TLS (all three servers speak https)")
+    tls.add_argument("--certfile", default=None, help="PEM certificate chain")
+    tls.add_argument("--keyfile", default=None, help="PEM private key (default: in --certfile)")
     s3 = p.add_argument_group("S3 mode (needs boto3)")
     s3.add_argument("--s3-bucket", default=None, help="use this S3 bucket for the bytes")
     s3.add_argument("--s3-endpoint", default=None)
@@ -98,6 +101,10 @@ def config_from_args(ns: argparse.Namespace) -> EmulatorConfig:
             setattr(config, name, getattr(ns, name))
     if ns.list_page_size is not None:
         config.list_page_size = ns.list_page_size
+    if ns.certfile:
+        config.ssl_context = server_ssl_context(ns.certfile, ns.keyfile)
+    elif ns.keyfile:
+        raise SystemExit("--keyfile needs --certfile")
     if ns.s3_bucket:
         config.storage_backend = S3Storage(
             endpoint_url=ns.s3_endpoint,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from ._faults import Faults
 
-__all__ = ["ALL_SCOPES", "EmulatorConfig", "S3Storage"]
+__all__ = ["ALL_SCOPES", "EmulatorConfig", "S3Storage", "server_ssl_context"]
 
 MiB = 1024 * 1024
 ALL_SCOPES: frozenset[str] = frozenset(
@@ -82,4 +83,15 @@ class EmulatorConfig:
     default_bytes_limit: int = -1
     default_links_limit: int = -1
     storage_backend: Literal["local"] | S3Storage = "local"
+    ssl_context: ssl.SSLContext | None = None
+    """A server-side TLS context: the API, storage and raw-link servers then speak https
+    (their URLs say so). None: plain http. See :func:`server_ssl_context`."""
     faults: Faults = field(default_factory=Faults)
+
+
+def server_ssl_context(certfile: str | Path, keyfile: str | Path | None = None) -> ssl.SSLContext:
+    """A server TLS context from a PEM certificate chain and key (the key may be in
+    ``certfile``), for ``EmulatorConfig(ssl_context=...)``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context

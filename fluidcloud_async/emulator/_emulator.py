@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,10 +33,49 @@ from ._storage_local import LocalStorage
 from ._storage_server import build_storage_app
 
 SHUTDOWN_TIMEOUT = 1.0
+DB_NAME = "emulator.sqlite3"
+
+logger = logging.getLogger("fluidcloud_async.emulator")
 
 
-def _origin(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _origin(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` as 0700, or tighten it to 0700 if it is ours (storage/, tmp/)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def prepare_data_dir(root: Path) -> Path:
+    """Create the data dir 0700 (its database holds the default key and the URL-signing
+    secret) and make the database files 0600; returns the database path.
+
+    An existing directory is not changed (it may be one the user also uses for other
+    things), but a warning says so if group or others can enter it.
+    """
+    if root.exists():
+        mode = root.stat().st_mode
+        if stat.S_IMODE(mode) & 0o077:
+            logger.warning(
+                "emulator data dir %s is accessible to group/others (mode %o); its database "
+                "holds the default API key and signing secret: chmod 700 %s",
+                root,
+                stat.S_IMODE(mode),
+                root,
+            )
+    else:
+        root.mkdir(mode=0o700, parents=True)
+        os.chmod(root, 0o700)  # mkdir's mode is filtered by the umask, which may add nothing
+    db_path = root / DB_NAME
+    # Created 0600 before SQLite opens it (SQLite gives the -wal/-shm files the database's
+    # mode); files left by an older, laxer emulator are tightened.
+    os.close(os.open(db_path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(root / name, 0o600)
+    return db_path
 
 
 class Emulator:
@@ -81,11 +123,11 @@ class Emulator:
             db = Database(None)
         else:
             root = Path(cfg.data_dir)
-            root.mkdir(parents=True, exist_ok=True)
-            db = Database(root / "emulator.sqlite3")
+            db = Database(prepare_data_dir(root))
         stack.callback(db.close)
+        _private_dir(root / "storage")  # object bytes
         tmp_dir = root / "tmp"
-        tmp_dir.mkdir(exist_ok=True)
+        _private_dir(tmp_dir)
         secret = db.get_meta("signing_secret")
         if secret is None:
             secret = secrets.token_hex(32)
@@ -132,15 +174,16 @@ class Emulator:
         stack.push_async_callback(ctx.http.close)
         self._ctx = ctx
 
+        scheme = "http" if cfg.ssl_context is None else "https"
         api_port = await self._serve(build_api_app(ctx), cfg.api_port)
-        self.base_url = _origin(cfg.host, api_port)
+        self.base_url = _origin(cfg.host, api_port, scheme)
         if local is not None:
             port = await self._serve(build_storage_app(ctx), cfg.storage_port)
-            self.storage_url = local.origin = _origin(cfg.host, port)
+            self.storage_url = local.origin = _origin(cfg.host, port, scheme)
         else:
             self.storage_url = store.origin
         raw_port = await self._serve(build_raw_app(ctx), cfg.raw_port)
-        self.raw_url = ctx.raw_origin = _origin(cfg.host, raw_port)
+        self.raw_url = ctx.raw_origin = _origin(cfg.host, raw_port, scheme)
         scanner.resume_pending()
 
     async def _serve(self, app: web.Application, port: int) -> int:
@@ -148,7 +191,7 @@ class Emulator:
         await runner.setup()
         # Registered before binding so a failed bind still cleans the runner up.
         self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self.config.host, port)
+        site = web.TCPSite(runner, self.config.host, port, ssl_context=self.config.ssl_context)
         await site.start()
         self._runners.append(runner)
         bound: int = runner.addresses[0][1]
