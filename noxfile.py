@@ -14,7 +14,7 @@ PYTHON = None  # the interpreter nox runs under
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The full test suite (unit, end-to-end against the emulator, S3 via moto, CLI, examples)."""
-    session.install("-e", ".[test,s3,cli]")
+    session.install("-e", ".[test,s3,cli,redis]")
     session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 

@@ -12,9 +12,9 @@ import logging
 import platform
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import anyio
@@ -77,6 +77,20 @@ _STATUS_ERRORS: dict[int, type[ApiError]] = {
 }
 
 
+AttemptHook = Callable[[str, str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+"""``hook(method, path, send)`` runs around every attempt of an API call, retries included
+(the rate limiter is one); it must ``await send()`` and return its result."""
+
+
+class AsyncCloseable(Protocol):
+    """A per-client resource closed with the client (a rate limiter's Redis connections)."""
+
+    async def aclose(self) -> None: ...
+
+
+_R = TypeVar("_R", bound=AsyncCloseable)
+
+
 class SessionHolder:
     """Owns (or borrows) the one ``aiohttp.ClientSession`` a client and its copies share."""
 
@@ -94,6 +108,14 @@ class SessionHolder:
         self.proxies = proxies or ProxySettings()
         self._ssl: ssl.SSLContext | bool = True if ssl_context is None else ssl_context
         self._closed = False
+        self._resources: dict[Hashable, AsyncCloseable] = {}
+
+    def resource(self, key: Hashable, factory: Callable[[], _R]) -> _R:
+        """The client's resource for ``key``, made by ``factory`` on first use; shared by
+        the client and its copies and closed with them (no module-level registry)."""
+        if key not in self._resources:
+            self._resources[key] = factory()
+        return self._resources[key]  # type: ignore[return-value]
 
     def get(self) -> aiohttp.ClientSession:
         """The session, created on first use inside the running event loop.
@@ -126,7 +148,11 @@ class SessionHolder:
         return self._session is not None and not self._session.closed
 
     async def close(self) -> None:
-        """Close the session if this holder created it; a borrowed session is left open."""
+        """Close the session if this holder created it; a borrowed session is left open.
+        Per-client resources are closed either way."""
+        resources, self._resources = list(self._resources.values()), {}
+        for resource in resources:
+            await resource.aclose()
         if self._owned:
             self._closed = True
         if self._owned and self._session is not None and not self._session.closed:
@@ -154,14 +180,21 @@ class TransportOptions:
 class Transport:
     """Sends API requests: auth, retries, error mapping, logging."""
 
-    def __init__(self, options: TransportOptions, sessions: SessionHolder) -> None:
+    def __init__(
+        self, options: TransportOptions, sessions: SessionHolder, hook: AttemptHook | None = None
+    ) -> None:
         self.options = options
         self.sessions = sessions
+        self.hook = hook
         self._api_root = URL(options.origin + API_PREFIX)
 
     def with_options(self, **changes: Any) -> Transport:
         """A transport over the same session with some options replaced."""
-        return Transport(replace(self.options, **changes), self.sessions)
+        return Transport(replace(self.options, **changes), self.sessions, self.hook)
+
+    def with_hook(self, hook: AttemptHook) -> Transport:
+        """A transport over the same session whose every attempt passes ``hook``."""
+        return Transport(self.options, self.sessions, hook)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -192,7 +225,7 @@ class Transport:
         # calls succeed first time. A retryable failure hands over to tenacity, which then
         # sees that failure as its own attempt 1 (same waits, hooks and attempt budget).
         try:
-            return await self._send(method, url, json, 1)
+            return await self._attempt(method, url, json, 1)
         except Exception as exc:
             if self.options.max_retries == 0 or not is_retryable(exc, idempotent=safe):
                 raise
@@ -213,9 +246,14 @@ class Transport:
                 failure, first = first, None
                 raise failure
             attempt += 1
-            return await self._send(method, url, json, attempt)
+            return await self._attempt(method, url, json, attempt)
 
         return await controller(once)
+
+    async def _attempt(self, method: str, url: URL, json: Any, attempt: int) -> Any:
+        if self.hook is None:
+            return await self._send(method, url, json, attempt)
+        return await self.hook(method, url.path, lambda: self._send(method, url, json, attempt))
 
     async def _send(self, method: str, url: URL, json: Any, attempt: int) -> Any:
         headers = {"X-API-Key": self.options.api_key, "Accept": "application/json"}

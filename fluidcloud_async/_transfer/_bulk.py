@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._models import File
 from ._progress import Progress, ProgressCallback
-from ._ratelimit import LimitedTransport, RateLimit, limiter_for
+from ._ratelimit import RateLimit, rate_limiter
 from ._scheduler import SlotPool
 from ._sources import SourceSpec
 from ._upload import UploadOptions, upload_file
@@ -86,8 +86,8 @@ class UploadMany:
     ) -> None:
         if rate_limit is not None:
             view = client.with_options()
-            limiter = limiter_for(client._transport, rate_limit)
-            view._init(LimitedTransport(view._transport, limiter))
+            limiter = rate_limiter(client._transport, rate_limit)
+            view._init(view._transport.with_hook(limiter.around))
             client = view
         self._client = client
         if file_progress is not None:

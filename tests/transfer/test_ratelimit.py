@@ -53,7 +53,7 @@ async def test_initiate_counts_against_both_budgets() -> None:
 
 async def test_429_pauses_and_shrinks_then_recovers() -> None:
     limiter, t = _limiter(RateLimit(requests=10, window=1.0))
-    limiter.throttled(2.5)
+    await limiter.throttled(2.5)
     await limiter.acquire("GET", "/x")
     assert t.slept == [pytest.approx(2.5)]
     assert limiter.throttled_count == 1
@@ -64,7 +64,7 @@ async def test_429_pauses_and_shrinks_then_recovers() -> None:
     t.now += 30.0
     for _ in range(40):  # one recovery step per quiet window
         await limiter.acquire("GET", "/x")
-    assert limiter._scale == 1.0  # recovered after quiet windows
+    assert await limiter.scale() == 1.0  # recovered after quiet windows
 
 
 def test_bad_budgets() -> None:
