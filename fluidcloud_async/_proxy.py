@@ -13,6 +13,7 @@ client refuses to send the API key that way unless ``allow_insecure_http=True``.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import urllib.request
 from dataclasses import dataclass
@@ -34,10 +35,11 @@ class ProxyRoute:
     """A proxy URL without credentials, and the credentials it had, if any."""
 
     url: URL
-    auth: aiohttp.BasicAuth | None
+    authorization: str | None
+    """The ``Proxy-Authorization`` value (Basic) built from the URL's userinfo."""
 
-    def __repr__(self) -> str:  # BasicAuth's own repr shows the password
-        auth = ", with credentials" if self.auth else ""
+    def __repr__(self) -> str:
+        auth = ", with credentials" if self.authorization else ""
         return f"ProxyRoute({redact_url(self.url)}{auth})"
 
 
@@ -54,9 +56,12 @@ def _route(raw: str, source: str) -> ProxyRoute:
             f"{source}={redact_url(url)}: only http:// and https:// proxies are supported "
             "(pass trust_env=False to ignore the environment, or proxy=...)"
         )
-    auth = None if url.user is None else aiohttp.BasicAuth(url.user, url.password or "")
+    authorization = None
+    if url.user is not None:  # yarl has percent-decoded them
+        pair = f"{url.user}:{url.password or ''}".encode()
+        authorization = "Basic " + base64.b64encode(pair).decode("ascii")
     bare = url.with_user(None).with_password(None).with_path("").with_query(None)
-    return ProxyRoute(bare.with_fragment(None), auth)
+    return ProxyRoute(bare.with_fragment(None), authorization)
 
 
 @dataclass(frozen=True)
@@ -181,10 +186,16 @@ class ProxySettings:
                         f"refusing to send the API key over plain http through the proxy "
                         f"{redact_url(chosen.url)}; use https or allow_insecure_http=True"
                     )
-                # Credentials as proxy_auth: aiohttp puts them on the CONNECT for https
-                # targets and on the request itself for http ones (proxy_headers would
-                # miss the latter).
-                request.update_proxy(chosen.url, chosen.auth, None)
+                # Credentials go on the CONNECT of an https target (aiohttp sends
+                # proxy_headers there) and on the request itself for an http target
+                # (proxy_headers are not sent then). aiohttp's BasicAuth is deprecated.
+                extra = None
+                if chosen.authorization is not None:
+                    if request.is_ssl():
+                        extra = {"Proxy-Authorization": chosen.authorization}
+                    else:
+                        request.headers["Proxy-Authorization"] = chosen.authorization
+                request.update_proxy(chosen.url, None, extra)
         return await handler(request)
 
     def __repr__(self) -> str:
