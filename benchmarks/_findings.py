@@ -183,4 +183,61 @@ def bulk(g: dict[str, Any], cores: int | None) -> list[str]:
     return lines
 
 
-FINDINGS = {"throughput": throughput, "overhead": overhead, "capped": capped, "bulk": bulk}
+def _self_share(profile: dict[str, Any], prefixes: tuple[str, ...]) -> float:
+    """Share of the profile's samples whose innermost frame starts with one of these."""
+    return sum(x["share"] for x in profile.get("self", []) if x["frame"].startswith(prefixes))
+
+
+def tls(g: dict[str, Any], cores: int | None) -> list[str]:
+    from .bench_tls import CURL, CURL_SHA, RAW, SDK_OFF, SDK_ON
+
+    s, threads, lines = g.get("summary", {}), g.get("cpu_by_thread", {}), []
+    curl, both, raw = s.get(CURL, {}), s.get(CURL_SHA, {}), s.get(RAW, {})
+    for name in (SDK_OFF, SDK_ON):
+        row = s.get(name)
+        if not _missed(g, name) or not row:
+            continue
+        loop = threads.get(name, {}).get("event loop (MainThread)")
+        workers = sum(v or 0 for k, v in threads.get(name, {}).items() if not k.startswith("event"))
+        text = (
+            f"- `{name}`: {row['mib_s']:.0f} MiB/s ({row.get('ratio_curl') or 0:.2f} × curl, "
+            f"{row.get('ratio_curl_sha') or 0:.2f} × curl ‖ sha256), "
+            f"{row['cpu_s_per_gib']:.2f} CPU-s/GiB against curl's "
+            f"{curl.get('cpu_s_per_gib') or 0:.2f} and curl ‖ sha256's "
+            f"{both.get('cpu_s_per_gib') or 0:.2f}; "
+            f"loop lag p99 {row.get('lag_p99_ms') or 0:.1f} ms."
+        )
+        if loop is not None:
+            text += (
+                f" By thread: the event loop {loop:.2f} CPU-s/GiB, worker threads {workers:.2f}:"
+                " every TLS record is encrypted on the caller's loop (asyncio's SSL transport)."
+            )
+        prof = g.get("profiles", {}).get(name, {})
+        main = next((t for t in prof.get("threads", []) if t["thread"].startswith("Main")), None)
+        if main and prof.get("native"):
+            aes = _self_share(prof, ("EVP_EncryptUpdate", "aesni", "gcm"))
+            bio = _self_share(prof, ("BIO_read", "BIO_write", "BUF_MEM_grow"))
+            sha = _self_share(prof, ("SHA256", "sha256"))
+            text += (
+                f" Under py-spy the loop thread is working {min(main['busy'], 1):.0%} of the run; "
+                f"of all samples, AES-GCM (`EVP_EncryptUpdate`) is {aes:.0%}, the memory-BIO "
+                f"copies of the SSL transport (`BIO_read`/`BIO_write`/`BUF_MEM_grow_clean`) "
+                f"{bio:.0%}" + (f", SHA-256 in the hashing worker {sha:.0%}" if sha else "") + "."
+            )
+        if raw.get("mib_s"):
+            text += (
+                f" The raw TLS ceiling (threads whose `SSL_write` releases the GIL, so "
+                f"encryption spreads over the {cores or '?'} cores) carried "
+                f"{raw['mib_s']:.0f} MiB/s at {raw.get('cpu_s_per_gib') or 0:.2f} CPU-s/GiB."
+            )
+        lines.append(text)
+    return lines
+
+
+FINDINGS = {
+    "throughput": throughput,
+    "tls": tls,
+    "overhead": overhead,
+    "capped": capped,
+    "bulk": bulk,
+}

@@ -147,12 +147,17 @@ def _stderr_tail(fh: Any) -> str:
 
 
 def run_python(
-    target: str, args: dict[str, Any], *, timeout: float = CLIENT_TIMEOUT
+    target: str,
+    args: dict[str, Any],
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``module:function`` in a fresh interpreter; its measured result."""
+    """Run ``module:function`` in a fresh interpreter (``env``: its whole environment,
+    default ours); its measured result."""
     argv = [sys.executable, "-m", "benchmarks._child", target, json.dumps(args)]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         code, _usage = _wait(proc, timeout)
         out.seek(0)
         lines = [ln for ln in out.read().decode().splitlines() if ln.startswith(RESULT_PREFIX)]
@@ -163,11 +168,17 @@ def run_python(
     return result
 
 
-def run_command(argv: Sequence[str], *, timeout: float = CLIENT_TIMEOUT) -> dict[str, Any]:
-    """Run an external client; wall time, CPU and peak RSS of the whole process, and stdout."""
+def run_command(
+    argv: Sequence[str], *, timeout: float = CLIENT_TIMEOUT, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run an external client; wall time, CPU and peak RSS of the whole process, and stdout.
+
+    CPU counts the processes it waited for too (a shell running two programs)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+        )
         watcher = _PeakWatcher(proc.pid)
         watcher.start()
         code, usage = _wait(proc, timeout, watcher)

@@ -53,6 +53,24 @@ def _frame_name(frame: str) -> tuple[str, str]:
     return f"{match['func']} [{short}]", file
 
 
+def _innermost_python(frames: list[str]) -> str:
+    """The innermost Python frame's name (with ``--native``, C frames follow it)."""
+    for frame in reversed(frames):
+        label, file = _frame_name(frame)
+        if file.endswith(".py"):
+            return label
+    return _frame_name(frames[-1])[0]
+
+
+def _leaf(frames: list[str]) -> str:
+    """The innermost named frame (a native leaf may be a bare address in a stripped
+    library: ``0x7f... (libcrypto.so.3)``; its named caller stands for it)."""
+    for frame in reversed(frames):
+        if not frame.startswith("0x"):
+            return _frame_name(frame)[0]
+    return _frame_name(frames[-1])[0]
+
+
 def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str, Any]:
     """Thread busy shares, and the top inclusive/self frames of the working samples.
 
@@ -73,8 +91,8 @@ def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str
         thread, frames = frames[0], frames[1:]
         if not frames or any("importlib._bootstrap" in f for f in frames):
             continue  # no Python frame, or an import: not the measured work
-        if _IDLE.match(_frame_name(frames[-1])[0]):
-            continue  # waiting
+        if _IDLE.match(_innermost_python(frames)):
+            continue  # waiting (with --native, below it sit the C calls of the wait)
         # The main thread runs benchmarks/_child.py (py-spy may miss its name or stack base).
         if thread.endswith("MainThread") or any("benchmarks/_child.py" in f for f in frames):
             if not any(focus in f for f in frames):
@@ -94,8 +112,8 @@ def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str
                 inclusive[label] += n
                 seen.add(label)
         if frames:
-            leaf[_frame_name(frames[-1])[0]] += n
-            thread_leaf[name][_frame_name(frames[-1])[0]] += n
+            leaf[_leaf(frames)] += n
+            thread_leaf[name][_leaf(frames)] += n
     ticks = max(1.0, rate * wall_s)
     return {
         "samples": total,
@@ -119,9 +137,17 @@ def summarize(raw: str, focus: str, wall_s: float, rate: int = RATE) -> dict[str
 
 
 def profile_python(
-    target: str, args: dict[str, Any], focus: str = "run_until_complete"
+    target: str,
+    args: dict[str, Any],
+    focus: str = "run_until_complete",
+    *,
+    native: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``module:function`` once under py-spy; its summary, or ``{"error": ...}``."""
+    """Run ``module:function`` once under py-spy; its summary, or ``{"error": ...}``.
+
+    ``native`` adds C frames (OpenSSL, hashlib, the kernel-call wrappers) to the stacks.
+    """
     spy = py_spy()
     if spy is None:
         return {"error": "py-spy is not installed"}
@@ -133,6 +159,7 @@ def profile_python(
             "--rate",
             str(RATE),
             "--threads",
+            *(["--native"] if native else []),
             "--format",
             "raw",
             "--output",
@@ -145,7 +172,7 @@ def profile_python(
             json.dumps(args),
         ]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=env)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return {"error": f"py-spy failed: {exc!r}"}
         results = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
@@ -154,4 +181,4 @@ def profile_python(
             return {"error": f"py-spy exited {proc.returncode}: {tail[0]}"}
         measured = json.loads(results[-1][len(RESULT_PREFIX) :])
         summary = summarize(raw_path.read_text(), focus, float(measured["wall_s"]))
-    return {"client": target, "focus": focus, **summary}
+    return {"client": target, "focus": focus, "native": native, **summary}

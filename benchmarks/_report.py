@@ -253,7 +253,60 @@ def _profiles(g: dict[str, Any]) -> list[str]:
         lines += [""]
         rows = [[f"`{x['frame']}`", f"{x['share']:.0%}"] for x in prof["inclusive"]]
         lines += _table(["frame (SDK and libraries, inclusive)", "share of samples"], rows)
+        if prof.get("native"):
+            rows = [[f"`{x['frame']}`", f"{x['share']:.0%}"] for x in prof.get("self", [])]
+            lines += _table(["innermost frame (Python or C)", "share of samples"], rows)
     return lines
+
+
+def _tls(g: dict[str, Any]) -> list[str]:
+    p = g["params"]
+    lines = [
+        f"{p['size_bytes'] / GiB:g} GiB generated file, {p['part_size'] // MiB} MiB parts "
+        f"({p['parts']} parts), {p['concurrency']} in flight, {p['reps']} repetitions, "
+        f"{p['tls']}. *× curl ‖ sha256* compares with curl `--parallel` running beside "
+        "`openssl dgst -sha256` of the file (what a checksummed upload has to do).",
+        "",
+    ]
+    if p.get("loadavg_before") and p.get("loadavg_after"):
+        before, after = p["loadavg_before"], p["loadavg_after"]
+        lines[-1:-1] = [
+            f"Load average (1/5/15 min) before {before[0]:.2f}/{before[1]:.2f}/{before[2]:.2f}, "
+            f"after {after[0]:.2f}/{after[1]:.2f}/{after[2]:.2f}."
+        ]
+    rows = []
+    for name, s in g["summary"].items():
+        rows.append(
+            [
+                name,
+                _num(s.get("mib_s")),
+                _num(s.get("ratio_curl"), ".2f"),
+                _num(s.get("ratio_curl_sha"), ".2f"),
+                _num(s.get("cpu_s_per_gib"), ".2f"),
+                _num(s.get("cpu_vs_curl"), ".2f"),
+                _num(s.get("lag_p99_ms"), ".1f"),
+                _num(s.get("peak_rss_mib")),
+                _num(s.get("rss_growth_mib"), ".1f"),
+                _num(s.get("sink_cpu_share"), ".0%"),
+            ]
+        )
+    header = [
+        "client",
+        "MiB/s",
+        "× curl",
+        "× curl ‖ sha256",
+        "CPU s/GiB",
+        "CPU × curl",
+        "loop lag p99 ms",
+        "peak RSS MiB",
+        "RSS growth MiB",
+        "nginx busy",
+    ]
+    lines += _table(header, rows)
+    for name, threads in g.get("cpu_by_thread", {}).items():
+        parts = ", ".join(f"{label} {_num(v, '.2f')}" for label, v in threads.items())
+        lines += [f"- CPU s/GiB by thread, {name}: {parts}"]
+    return [*lines, ""] if g.get("cpu_by_thread") else lines
 
 
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
@@ -262,6 +315,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "bulk": _bulk,
     "overhead": _overhead,
     "memory": _memory,
+    "tls": _tls,
 }
 
 
@@ -300,6 +354,9 @@ def markdown(meta: dict[str, Any], groups: dict[str, dict[str, Any]], plot: str 
             lines += [f"(ran on commit {g['commit']})", ""]
         if "error" in g:
             lines += [f"The group failed: `{g['error']}`", ""]
+            continue
+        if "skipped" in g:
+            lines += [f"Skipped: {g['skipped']}.", ""]
             continue
         lines += SECTIONS[name](g)
         found = FINDINGS[name](g, m.get("cores")) if name in FINDINGS else []

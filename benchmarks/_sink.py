@@ -66,6 +66,16 @@ class SinkState:
         self.connections = 0
         self.uploads: dict[str, dict[str, Any]] = {}
         self.files: dict[str, dict[str, Any]] = {}
+        # Storage elsewhere (the TLS group's nginx): part URLs point there and carry the
+        # ETag to answer in an ``etag`` query parameter (nginx echoes it, quoted).
+        self.storage_origin: str | None = None
+
+    def storage_url(self, key: str, query: str = "") -> str:
+        if self.storage_origin is None:
+            return f"{self.origin}/bucket/{key}" + (f"?{query}" if query else "")
+        path = f"/bucket/{key}"
+        etag = "etag=" + etag_for(path).strip('"')
+        return f"{self.storage_origin}{path}?" + (f"{query}&{etag}" if query else etag)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -100,7 +110,7 @@ class SinkState:
             urls = [
                 {
                     "part_number": n,
-                    "url": f"{self.origin}/bucket/{key}?uploadId={upload_id}&partNumber={n}",
+                    "url": self.storage_url(key, f"uploadId={upload_id}&partNumber={n}"),
                 }
                 for n in range(1, count + 1)
             ]
@@ -112,7 +122,7 @@ class SinkState:
                 part_urls=urls,
             )
         else:
-            ticket["upload_url"] = f"{self.origin}/bucket/{key}"
+            ticket["upload_url"] = self.storage_url(key)
         self.uploads[file_id] = {**body, **ticket}
         return _json(200, ticket)
 
@@ -295,11 +305,13 @@ class Sink:
 
 
 async def start(config: dict[str, Any]) -> Sink:
-    """Listen on 127.0.0.1 (free port); config: ``part_size``, ``multipart_threshold``."""
+    """Listen on 127.0.0.1 (free port); config: ``part_size``, ``multipart_threshold``,
+    optionally ``storage_origin`` (storage URLs point there, see ``SinkState``)."""
     loop = asyncio.get_running_loop()
     state = SinkState("", int(config.get("part_size", 16 * MiB)), 0)
     state.multipart_threshold = int(config.get("multipart_threshold", 100_000_000))
     server = await loop.create_server(lambda: SinkProtocol(state), "127.0.0.1", 0, backlog=512)
     port = server.sockets[0].getsockname()[1]
     state.origin = f"http://127.0.0.1:{port}"
+    state.storage_origin = config.get("storage_origin")
     return Sink(server, state)

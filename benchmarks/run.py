@@ -25,12 +25,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import _report, bench_bulk, bench_capped, bench_memory, bench_overhead, bench_throughput
+from . import (
+    _report,
+    bench_bulk,
+    bench_capped,
+    bench_memory,
+    bench_overhead,
+    bench_throughput,
+    bench_tls,
+)
 from ._common import Settings, scratch_root
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     bench_throughput.NAME: bench_throughput.run,
+    bench_tls.NAME: bench_tls.run,
     bench_capped.NAME: bench_capped.run,
     bench_bulk.NAME: bench_bulk.run,
     bench_overhead.NAME: bench_overhead.run,
@@ -38,6 +47,7 @@ GROUPS: dict[str, Callable[[Settings], dict[str, Any]]] = {
 }
 TITLES = {
     bench_throughput.NAME: bench_throughput.TITLE,
+    bench_tls.NAME: bench_tls.TITLE,
     bench_capped.NAME: bench_capped.TITLE,
     bench_bulk.NAME: bench_bulk.TITLE,
     bench_overhead.NAME: bench_overhead.TITLE,

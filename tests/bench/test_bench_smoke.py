@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUPS = {"throughput", "capped", "bulk", "overhead", "memory"}
+GROUPS = {"throughput", "tls", "capped", "bulk", "overhead", "memory"}
+# Groups that need a program the test run does not install (nginx for "tls") skip with a
+# reason instead of failing.
+MAY_SKIP = {"tls"}
 RUN_TIMEOUT = 240
 
 
@@ -59,6 +62,9 @@ def test_every_group_ran_with_summary_and_targets(quick_results: dict[str, Any])
     assert set(groups) == GROUPS
     for name, group in groups.items():
         assert "error" not in group, (name, group.get("error"))
+        if "skipped" in group:
+            assert name in MAY_SKIP and group["skipped"], (name, group)
+            continue
         assert group["reps"], name
         assert group["summary"], name
         for client, summary in group["summary"].items():
@@ -87,3 +93,17 @@ def test_the_sdk_and_its_baselines_were_measured(quick_results: dict[str, Any]) 
         assert bulk["fluidcloud_async upload_many, rate limits on"]["api_requests"] > 0
     memory = groups["memory"]["summary"]
     assert all(s["rss_growth_mib"] is not None for s in memory.values())
+
+
+def test_the_tls_group_ran_or_said_why_not(quick_results: dict[str, Any]) -> None:
+    tls = quick_results["groups"]["tls"]
+    if "skipped" in tls:
+        pytest.skip(f"tls group: {tls['skipped']}")
+    summary = tls["summary"]
+    sdk = [n for n in summary if n.startswith("fluidcloud_async")]
+    assert len(sdk) == 2, list(summary)
+    for name in sdk:
+        assert summary[name]["mib_s"] > 0, name
+        assert summary[name]["lag_p99_ms"] is not None, name
+        assert tls["cpu_by_thread"][name], name
+    assert tls["params"]["tls"].startswith("TLSv1.3"), tls["params"]
