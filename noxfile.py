@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -53,8 +56,18 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """The benchmark suite; results land in benchmarks/results/ and BENCHMARKS.md."""
-    session.install("-e", ".[test,s3]", "httpx", "matplotlib", "py-spy")
+    """The benchmark suite; results land in benchmarks/results/ and BENCHMARKS.md.
+
+    The TLS group needs nginx: installed here when missing (Debian/Ubuntu, as root)."""
+    session.install("-e", ".[test,s3]", "httpx", "matplotlib", "py-spy", "trustme")
+    if not any(map(shutil.which, ("nginx", "/usr/sbin/nginx"))):
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            env = {"DEBIAN_FRONTEND": "noninteractive"}
+            session.run("apt-get", "update", "-qq", external=True, env=env)
+            install = "apt-get install -y -qq nginx-light || apt-get install -y -qq nginx"
+            session.run("sh", "-c", install, external=True, env=env)
+        else:
+            session.warn("nginx is not installed (and no root apt-get): the tls group skips")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 
