@@ -118,7 +118,7 @@ error_log {prefix / "error.log"} warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    log_format bench '$request_method $status $content_length $request_length';
+    log_format bench '$request_method $status $content_length $connection_requests';
     {temp_lines}
     keepalive_requests 1000000;
     keepalive_timeout 300s;
@@ -150,8 +150,9 @@ http {{
 class NginxSink:
     """``with NginxSink(prefix, certs, part_size) as sink: sink.origin, sink.stats()``.
 
-    ``stats()``: the server's CPU-seconds so far, and the PUTs answered 200 with the sum of
-    their ``Content-Length`` (from its access log, written once a body has been read).
+    ``stats()``: the server's CPU-seconds so far, the PUTs answered 200 with the sum of
+    their ``Content-Length`` (from its access log, written once a body has been read), and
+    the connections that carried them (keep-alive: one per client connection, not per part).
     """
 
     def __init__(self, prefix: Path, certs: dict[str, Path], part_size: int) -> None:
@@ -167,6 +168,7 @@ class NginxSink:
         self._puts = 0
         self._body_bytes = 0
         self._other = 0
+        self._connections = 0
         self.port = 0
         self.origin = ""
 
@@ -223,7 +225,8 @@ class NginxSink:
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
         self._log_pos += end
         for line in data[:end].splitlines():
-            method, status, length, _request_length = line.decode().split()
+            method, status, length, nth = line.decode().split()
+            self._connections += nth == "1"  # the first request on its connection
             if method == "PUT" and status == "200" and length.isdigit():
                 self._puts += 1
                 self._body_bytes += int(length)
@@ -243,6 +246,7 @@ class NginxSink:
             "puts": self._puts,
             "body_bytes": self._body_bytes,
             "other_requests": self._other,
+            "connections": self._connections,
             "server_cpu_s": self._cpu_seconds(),
         }
 

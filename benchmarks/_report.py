@@ -265,7 +265,8 @@ def _tls(g: dict[str, Any]) -> list[str]:
         f"{p['size_bytes'] / GiB:g} GiB generated file, {p['part_size'] // MiB} MiB parts "
         f"({p['parts']} parts), {p['concurrency']} in flight, {p['reps']} repetitions, "
         f"{p['tls']}. *× curl ‖ sha256* compares with curl `--parallel` running beside "
-        "`openssl dgst -sha256` of the file (what a checksummed upload has to do).",
+        "`openssl dgst -sha256` of the file (what a checksummed upload has to do). *TLS "
+        "conns*: connections nginx saw for the parts (keep-alive holds).",
         "",
     ]
     if p.get("loadavg_before") and p.get("loadavg_after"):
@@ -288,6 +289,7 @@ def _tls(g: dict[str, Any]) -> list[str]:
                 _num(s.get("peak_rss_mib")),
                 _num(s.get("rss_growth_mib"), ".1f"),
                 _num(s.get("sink_cpu_share"), ".0%"),
+                _num(s.get("connections")),
             ]
         )
     header = [
@@ -301,6 +303,7 @@ def _tls(g: dict[str, Any]) -> list[str]:
         "peak RSS MiB",
         "RSS growth MiB",
         "nginx busy",
+        "TLS conns",
     ]
     lines += _table(header, rows)
     for name, threads in g.get("cpu_by_thread", {}).items():

@@ -75,6 +75,7 @@ KEYS = (
     "cpu_vs_curl_sha",
     "lag_p99_ms",
     "lag_max_ms",
+    "connections",
 )
 # Runs curl and the hash at once; fails when either does. $1 is the file, the rest curl.
 _CURL_AND_HASH = (
@@ -444,6 +445,7 @@ def _one(
     if puts != nparts or received != size:
         return {"error": f"nginx stored {puts} PUTs, {received} bytes; expected {nparts}, {size}"}
     figures = per_run_figures(run, size)
+    figures["connections"] = after["connections"] - before["connections"]
     sink_cpu = after["server_cpu_s"] - before["server_cpu_s"]
     figures["sink_cpu_share"] = sink_cpu / figures["wall_s"] if figures["wall_s"] else None
     return figures
@@ -457,7 +459,7 @@ def _line(run: dict[str, Any]) -> str:
     return (
         f"{run['mib_s']:8.0f} MiB/s  cpu {run['cpu_s_per_gib']:5.2f} s/GiB  "
         + (f"peak {peak:5.0f} MiB  " if peak is not None else "")
-        + f"nginx {run['sink_cpu_share']:.0%}"
+        + f"nginx {run['sink_cpu_share']:.0%}  conns {run['connections']}"
         + (f"  lag p99 {lag:.1f} ms" if lag is not None else "")
     )
 
