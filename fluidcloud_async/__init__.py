@@ -50,6 +50,7 @@ from ._transfer._bulk import Results as UploadResults
 from ._transfer._bulk import UploadMany, UploadResult
 from ._transfer._journal import UploadJournal
 from ._transfer._ratelimit import RateLimit
+from ._transfer._tree import SkipReason
 from ._types import NOT_GIVEN
 from ._version import __version__
 
@@ -89,6 +90,7 @@ __all__ = [
     "ScanTimeoutError",
     "ServerError",
     "Share",
+    "SkipReason",
     "Space",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",

@@ -11,11 +11,12 @@ waits for it, and nothing outlives the block.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -26,6 +27,7 @@ from ._progress import Progress, ProgressCallback
 from ._ratelimit import RateLimit, rate_limiter
 from ._scheduler import SlotPool
 from ._sources import SourceSpec
+from ._tree import EntrySkipped, SkipReason
 from ._upload import UploadOptions, upload_file
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -41,7 +43,9 @@ FileProgressCallback = Callable[[Any, int, int], Awaitable[None] | None]
 
 @dataclass
 class UploadResult:
-    """The outcome of one item of ``upload_many``: ``file`` on success, else ``error``."""
+    """The outcome of one item of ``upload_many``: ``file`` on success, ``error`` on
+    failure, ``skipped`` for a directory entry deliberately not uploaded (a symlink not
+    followed, a fifo...: not a failure). ``str(result)`` says which, in one line."""
 
     source: Any
     """The item's source as given (a path for files found in a directory)."""
@@ -50,22 +54,62 @@ class UploadResult:
     error: BaseException | None = None
     index: int = 0
     """Position in input order (directories expand in sorted order)."""
+    skipped: SkipReason | None = None
+    """Why a directory entry was not uploaded; ``None`` for uploads and failures."""
+    skip_detail: str | None = None
+    """What was skipped: ``"fifo"``, ``"-> ../target"``, the outside target's path..."""
 
     @property
     def ok(self) -> bool:
         """Whether the file was uploaded (and verified)."""
         return self.error is None and self.file is not None
 
+    @property
+    def status(self) -> Literal["uploaded", "failed", "skipped"]:
+        """``"uploaded"``, ``"failed"`` or ``"skipped"``."""
+        if self.skipped is not None:
+            return "skipped"
+        return "uploaded" if self.ok else "failed"
+
+    @property
+    def reason(self) -> str | None:
+        """Why it was skipped, e.g. ``"not a regular file (fifo)"``; else ``None``."""
+        if self.skipped is None:
+            return None
+        detail = f" ({self.skip_detail})" if self.skip_detail else ""
+        return self.skipped.value + detail
+
+    def __str__(self) -> str:
+        if self.skipped is not None:
+            return f"{self.source}: skipped: {self.reason}"
+        if self.ok and self.file is not None:
+            return f"{self.source}: uploaded as {self.file.id}"
+        return f"{self.source}: failed: {self.error!r}"
+
 
 @dataclass
 class Job:
-    """One validated item."""
+    """One validated item (``spec`` is None for entries that report ``skip`` or
+    ``error`` without uploading)."""
 
     index: int
     source: Any
-    spec: SourceSpec
+    spec: SourceSpec | None
     options: UploadOptions
     client_key: str | None = field(default=None)
+    skip: tuple[SkipReason, str | None] | None = None
+    error: BaseException | None = None
+
+
+class JobPlan(Protocol):
+    """Checked items whose directories are walked by :meth:`jobs` (blocking)."""
+
+    @property
+    def has_trees(self) -> bool:
+        """Whether :meth:`jobs` walks directories (and so must leave the event loop)."""
+
+    def jobs(self, stop: threading.Event | None = None) -> list[Job]:
+        """Every job in input order; ``stop`` set: give up walking."""
 
 
 class UploadMany:
@@ -75,7 +119,7 @@ class UploadMany:
     def __init__(
         self,
         client: AsyncFluidCloud,
-        jobs: list[Job],
+        plan: JobPlan,
         *,
         max_files: int,
         max_concurrency: int,
@@ -90,22 +134,56 @@ class UploadMany:
             view._init(view._transport.with_hook(limiter.around))
             client = view
         self._client = client
-        if file_progress is not None:
-            for job in jobs:
-                job.options = replace(job.options, progress=partial(file_progress, job.source))
-        self._jobs = jobs
+        self._plan = plan
+        self._file_progress = file_progress
         self._max_files = max_files
         self._pool = SlotPool(max_concurrency)
         self._fail_fast = fail_fast
-        total = sum(job.spec.size or 0 for job in jobs)
-        self._progress = Progress(progress, total) if progress is not None else None
+        self._progress_callback = progress
+        self._progress: Progress | None = None
+        self._jobs: list[Job] | None = None
+        if not plan.has_trees:  # nothing to walk: ready now (and len() works at once)
+            self._prepare(plan.jobs())
         self._started = False
         self._tg: TaskGroup | None = None
         self._receive: MemoryObjectReceiveStream[UploadResult] | None = None
         self._work: anyio.CancelScope | None = None
 
+    def _prepare(self, jobs: list[Job]) -> None:
+        if self._file_progress is not None:
+            for job in jobs:
+                job.options = replace(
+                    job.options, progress=partial(self._file_progress, job.source)
+                )
+        total = sum(job.spec.size or 0 for job in jobs if job.spec is not None)
+        if self._progress_callback is not None:
+            self._progress = Progress(self._progress_callback, total)
+        self._jobs = jobs
+
+    async def _walk(self) -> None:
+        # A large tree takes many blocking system calls: a worker thread does them. On
+        # cancellation the thread is abandoned and told to stop at its next directory.
+        stop = threading.Event()
+        try:
+            jobs = await anyio.to_thread.run_sync(self._plan.jobs, stop, abandon_on_cancel=True)
+        finally:
+            stop.set()
+        self._prepare(jobs)
+
     def __len__(self) -> int:
+        """The number of results (skipped entries included). With directories among the
+        items it is known once the batch has started (they are walked then)."""
+        if self._jobs is None:
+            raise TypeError(
+                "directories are walked when the batch starts: use len() inside "
+                "`async with fc.files.upload_many(...)`"
+            )
         return len(self._jobs)
+
+    @property
+    def skipped(self) -> int:
+        """How many directory entries will be reported as skipped (known once started)."""
+        return sum(job.skip is not None for job in self._jobs or ())
 
     def __aiter__(self) -> Results:
         raise TypeError(
@@ -125,6 +203,8 @@ class UploadMany:
         if self._started:
             raise RuntimeError("an upload_many(...) batch runs once; call upload_many again")
         self._started = True
+        if self._jobs is None:
+            await self._walk()  # may raise: a duplicate client key, an unreadable root
         send, receive = anyio.create_memory_object_stream[UploadResult](
             max_buffer_size=self._max_files
         )
@@ -157,9 +237,13 @@ class UploadMany:
 
     async def _produce(self, send: MemoryObjectSendStream[UploadResult]) -> None:
         files = anyio.Semaphore(self._max_files)
+        assert self._jobs is not None
         async with send, anyio.create_task_group() as work:
             self._work = work.cancel_scope
             for job in self._jobs:
+                if job.spec is None:  # skipped, or known to fail: nothing to upload
+                    await send.send(_unsent(job))
+                    continue
                 await files.acquire()
                 work.start_soon(self._one, job, files, send)
         if self._progress is not None and not work.cancel_scope.cancel_called:
@@ -168,11 +252,16 @@ class UploadMany:
     async def _one(
         self, job: Job, files: anyio.Semaphore, send: MemoryObjectSendStream[UploadResult]
     ) -> None:
+        assert job.spec is not None
         result = UploadResult(job.source, job.client_key, index=job.index)
         try:
             result.file = await upload_file(
                 self._client, job.spec, job.options, pool=self._pool, parent_progress=self._progress
             )
+        except EntrySkipped as skip:  # a symlink swapped in since the walk: not followed
+            result.skipped, result.skip_detail = skip.reason, skip.detail
+            if self._progress is not None and job.spec.size:
+                self._progress.total -= job.spec.size  # never sent: the batch total shrinks
         except Exception as exc:  # reported per file; cancellation propagates
             result.error = exc
         finally:
@@ -180,6 +269,13 @@ class UploadMany:
         await send.send(result)
         if result.error is not None and self._fail_fast and self._work is not None:
             self._work.cancel()
+
+
+def _unsent(job: Job) -> UploadResult:
+    result = UploadResult(job.source, job.client_key, error=job.error, index=job.index)
+    if job.skip is not None:
+        result.skipped, result.skip_detail = job.skip
+    return result
 
 
 class Results:

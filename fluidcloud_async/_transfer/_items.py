@@ -5,21 +5,26 @@ file objects, async iterables, or ``(source, {options})`` pairs. With ``keys_fro
 a file found under a directory gets the POSIX path relative to that directory as its
 ``client_key`` (joined to ``key_prefix`` with ``/``); duplicate keys in one batch would
 supersede each other on the server, so they are refused up front.
+
+Items are checked when ``upload_many`` is called; directories are walked (see ``_tree``)
+when the batch starts, in a worker thread, because a large tree takes many blocking
+system calls. Entries a walk leaves out become jobs that report why they were skipped.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
-from dataclasses import replace
-from pathlib import PurePath
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .._validate_args import optional_id, require_text
 from . import _args
 from ._bulk import Job
 from ._sources import describe
+from ._tree import Found, Skipped, walk
 from ._upload import UploadOptions
 
 #: Options an item may override: naming and sizing, plus the per-file upload flags.
@@ -38,23 +43,79 @@ ITEM_KEYS = frozenset(
 _DIRECTORY_KEYS = frozenset({"folder_id", "public", "checksum", "wait_until_clean"})
 
 
+@dataclass(frozen=True)
+class _Tree:
+    """A directory item, walked when the batch starts."""
+
+    root: str
+    options: UploadOptions
+
+
+@dataclass
+class Plan:
+    """The checked items of one batch; :meth:`jobs` walks its directories (blocking)."""
+
+    pieces: list[Job | _Tree]
+    keys_from_paths: bool
+    key_prefix: str | None
+    follow_symlinks: bool
+
+    @property
+    def has_trees(self) -> bool:
+        """Whether :meth:`jobs` has directories to walk (then run it in a worker thread)."""
+        return any(isinstance(piece, _Tree) for piece in self.pieces)
+
+    def jobs(self, stop: threading.Event | None = None) -> list[Job]:
+        """Every job in input order (directories expanded); raises ValueError on
+        duplicate client keys. ``stop`` set: give up walking (the batch was cancelled)."""
+        jobs: list[Job] = []
+        for piece in self.pieces:
+            if isinstance(piece, _Tree):
+                jobs.extend(self._walk(piece, stop))
+            else:
+                jobs.append(piece)
+        for index, job in enumerate(jobs):
+            job.index = index
+        _refuse_duplicate_keys(jobs)
+        return jobs
+
+    def _walk(self, tree: _Tree, stop: threading.Event | None) -> Iterator[Job]:
+        for entry in walk(tree.root, follow_symlinks=self.follow_symlinks, stop=stop):
+            key = _key(self.key_prefix, entry.rel) if self.keys_from_paths else None
+            options = replace(tree.options, client_key=key)
+            if isinstance(entry, Skipped):
+                yield Job(0, entry.path, None, options, key, skip=(entry.reason, entry.detail))
+                continue
+            if not isinstance(entry, Found):  # a subdirectory that could not be listed
+                yield Job(0, entry.path, None, options, key, error=entry.error)
+                continue
+            try:
+                spec = describe(entry.open_path, name=os.path.basename(entry.path))
+            except (OSError, ValueError, TypeError) as exc:  # changed since it was listed
+                yield Job(0, entry.path, None, options, key, error=exc)
+                continue
+            yield Job(0, entry.path, replace(spec, walked=entry.ident), options, key)
+
+
 def expand(
-    items: Any, base: UploadOptions, *, keys_from_paths: bool, key_prefix: str | None
-) -> list[Job]:
-    """Every item as a :class:`Job` (directories expanded); raises TypeError/ValueError."""
+    items: Any,
+    base: UploadOptions,
+    *,
+    keys_from_paths: bool,
+    key_prefix: str | None,
+    follow_symlinks: bool = False,
+) -> Plan:
+    """Every item checked (directories only noted); raises TypeError/ValueError."""
     if key_prefix is not None:
         require_text(key_prefix, "key_prefix")
-    jobs: list[Job] = []
+    pieces: list[Job | _Tree] = []
     for source, overrides in _entries(items):
         options = _options(base, overrides)
         if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
             extra = set(overrides) - _DIRECTORY_KEYS
             if extra:
                 raise TypeError(f"a directory item cannot take {sorted(extra)}")
-            for path, rel in _walk(os.fspath(source)):
-                key = _key(key_prefix, rel) if keys_from_paths else None
-                spec = describe(path)
-                jobs.append(Job(len(jobs), path, spec, replace(options, client_key=key), key))
+            pieces.append(_Tree(os.fspath(source), options))
             continue
         spec = describe(
             source,
@@ -65,9 +126,11 @@ def expand(
         key = options.client_key
         if key is None and keys_from_paths and isinstance(source, (str, os.PathLike)):
             key = _key(key_prefix, os.path.basename(os.fspath(source)))
-        jobs.append(Job(len(jobs), source, spec, replace(options, client_key=key), key))
-    _refuse_duplicate_keys(jobs)
-    return jobs
+        pieces.append(Job(len(pieces), source, spec, replace(options, client_key=key), key))
+    plan = Plan(pieces, keys_from_paths, key_prefix, follow_symlinks)
+    if not plan.has_trees:
+        plan.jobs()  # duplicate keys among plain items are refused right here
+    return plan
 
 
 def _entries(items: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -114,18 +177,6 @@ def _options(base: UploadOptions, overrides: dict[str, Any]) -> UploadOptions:
     return replace(base, **changes) if changes else base
 
 
-def _walk(top: str) -> Iterator[tuple[str, str]]:
-    def fail(exc: OSError) -> None:
-        raise exc
-
-    for dirpath, dirnames, filenames in os.walk(top, onerror=fail):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            if os.path.isfile(path):  # skips broken links, sockets, fifos
-                yield path, PurePath(os.path.relpath(path, top)).as_posix()
-
-
 def _key(prefix: str | None, rel: str) -> str:
     if not prefix:
         return rel
@@ -135,7 +186,7 @@ def _key(prefix: str | None, rel: str) -> str:
 def _refuse_duplicate_keys(jobs: list[Job]) -> None:
     seen: dict[str, int] = {}
     for job in jobs:
-        if job.client_key is None:
+        if job.client_key is None or job.spec is None:  # skipped entries upload nothing
             continue
         if job.client_key in seen:
             raise ValueError(

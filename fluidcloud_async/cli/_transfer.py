@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ import click
 
 from .._client import AsyncFluidCloud
 from .._models import File
+from .._transfer._bulk import UploadResult
 from ._context import get_settings, run_client
 from ._output import dump, error_line, human_bytes, show_list, show_message
 from ._params import ID, TEXT, json_option
@@ -34,6 +37,7 @@ class UploadRequest:
     wait: bool
     concurrency: int | None
     max_files: int | None
+    follow_symlinks: bool
 
     def check(self) -> None:
         """Usage errors that click's types cannot express."""
@@ -79,10 +83,26 @@ async def _upload_single(fc: AsyncFluidCloud, req: UploadRequest, size: int, qui
     return file
 
 
+def _report_skipped(display: Display, result: UploadResult) -> None:
+    """One stderr line per skipped entry (a JSON object with --json, for scripts)."""
+    if get_settings().json:
+        assert result.skipped is not None
+        line = {
+            "skipped": str(result.source),
+            "client_key": result.client_key,
+            "code": result.skipped.name.lower(),
+            "reason": result.reason,
+        }
+        display.log(json.dumps(line, ensure_ascii=False))
+    else:
+        display.log(f"skipped {result.source}: {result.reason}")
+
+
 async def _upload_bulk(
     fc: AsyncFluidCloud, req: UploadRequest, quiet: bool
-) -> tuple[list[File], int]:
-    """Everything through ``upload_many`` (one shared scheduler and rate limiter)."""
+) -> tuple[list[File], int, int]:
+    """Everything through ``upload_many`` (one shared scheduler and rate limiter); the
+    files uploaded, the number failed and the number skipped."""
     shown: list[Display] = []  # the display exists only once the batch size is known
 
     def report(sent: int, total: int) -> None:
@@ -104,29 +124,41 @@ async def _upload_bulk(
             wait_until_clean=req.wait,
             progress=report,
             file_progress=report_file,
+            follow_symlinks=req.follow_symlinks,
             **req.limits(single=False),
         )
     except (TypeError, ValueError) as exc:  # refused before any request, e.g. duplicate keys
         raise click.UsageError(str(exc)) from exc
-    if len(batch) == 0:
-        raise click.UsageError("no files to upload under the given paths")
     done: list[tuple[int, File]] = []
-    failed = 0
-    title = f"uploading {len(batch)} files"
-    with make_display(0, len(batch), quiet=quiet, title=title) as display:
+    failed = skipped = 0
+    async with contextlib.AsyncExitStack() as stack:
+        try:  # directories are walked here: their duplicate keys are refused here too
+            results = await stack.enter_async_context(batch)
+        except (TypeError, ValueError) as exc:
+            raise click.UsageError(str(exc)) from exc
+        if len(batch) == 0:
+            raise click.UsageError("no files to upload under the given paths")
+        uploads = len(batch) - batch.skipped
+        title = f"uploading {uploads} files" + (
+            f", {batch.skipped} skipped" if batch.skipped else ""
+        )
+        display = stack.enter_context(make_display(0, uploads, quiet=quiet, title=title))
         shown.append(display)
-        async with batch as results:
-            async for result in results:
-                label = str(result.source)
-                task = display.untrack(id(result.source))
-                if result.ok and result.file is not None:
-                    done.append((result.index, result.file))
-                    display.file_done(label, result.file.size, True, task=task)
-                else:
-                    failed += 1
-                    why = error_line(result.error) if result.error else "no file returned"
-                    display.file_done(label, None, False, why, task=task)
-    return [file for _, file in sorted(done, key=lambda pair: pair[0])], failed
+        async for result in results:
+            label = str(result.source)
+            if result.skipped is not None:
+                skipped += 1
+                _report_skipped(display, result)
+                continue
+            task = display.untrack(id(result.source))
+            if result.ok and result.file is not None:
+                done.append((result.index, result.file))
+                display.file_done(label, result.file.size, True, task=task)
+            else:
+                failed += 1
+                why = error_line(result.error) if result.error else "no file returned"
+                display.file_done(label, None, False, why, task=task)
+    return [file for _, file in sorted(done, key=lambda pair: pair[0])], failed, skipped
 
 
 @click.command("upload")
@@ -157,27 +189,43 @@ async def _upload_bulk(
 @click.option(
     "--max-files", type=click.IntRange(min=1), help="Files in flight at once (default 16)."
 )
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symlinks inside directories, to targets inside the directory only "
+    "(default: symlinks are skipped).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 def upload(quiet: bool, **options: Any) -> None:
     """Upload files and whole directories; print the stored files.
 
     Progress goes to stderr. A directory is walked recursively and uploaded through one
-    shared scheduler. Exit status 1 if any file failed (the others still upload);
+    shared scheduler. Symlinks inside it are not followed (see --follow-symlinks); they
+    and fifos, sockets and devices are skipped, each with a 'skipped PATH: REASON' line
+    on stderr (a JSON object per line with --json) and a warning at the end, but exit
+    status stays 0. Exit status 1 if any file failed (the others still upload);
     Ctrl-C cancels every transfer in flight and exits 130.
     """
     req = UploadRequest(**options)
     req.check()
     size = req.paths[0].stat().st_size if req.single else 0
 
-    async def body(fc: AsyncFluidCloud) -> tuple[list[File], int]:
+    async def body(fc: AsyncFluidCloud) -> tuple[list[File], int, int]:
         if req.single:
-            return [await _upload_single(fc, req, size, quiet)], 0
+            return [await _upload_single(fc, req, size, quiet)], 0, 0
         return await _upload_bulk(fc, req, quiet)
 
-    uploaded, failed = run_client(body)
+    uploaded, failed, skipped = run_client(body)
     columns = (*UPLOAD_COLUMNS, "public_url") if req.public else UPLOAD_COLUMNS
     show_list(uploaded, columns, empty="nothing uploaded")
+    if skipped:  # not failures: reported, exit status unchanged
+        what = "entry" if skipped == 1 else "entries"
+        click.echo(
+            f"fluidcloud: warning: {skipped} directory {what} skipped (not uploaded; "
+            "see the 'skipped' lines above)",
+            err=True,
+        )
     if failed:
         total = failed + len(uploaded)
         click.echo(f"fluidcloud: error: {failed} of {total} uploads failed", err=True)

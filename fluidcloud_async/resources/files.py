@@ -114,6 +114,7 @@ class Files(Resource):
         public: bool = False,
         clean_timeout: float | None = 300.0,
         rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, shared on purpose
+        follow_symlinks: bool = False,
     ) -> UploadMany:
         """Upload many files through one shared scheduler; results stream as they finish.
 
@@ -122,6 +123,13 @@ class Files(Resource):
         client_key, folder_id, public, checksum, wait_until_clean), or an iterable of
         these. ``keys_from_paths`` sets each file's ``client_key`` to its POSIX path
         relative to the directory it was found in, joined to ``key_prefix``.
+
+        Directories are walked when the batch starts, in a worker thread. No symlink in
+        them is followed: each one, and every fifo, socket or device, is reported as a
+        result with ``skipped`` set (its reason; not a failure). ``follow_symlinks=True``
+        follows links whose real target stays inside the directory (others are skipped)
+        and walks each real directory once (loops are skipped). A file replaced by a
+        symlink after the walk is not followed either.
 
         At most ``max_files`` files and ``max_concurrency`` parts (across all files, with
         their read buffers) are in flight. API calls keep to ``rate_limit`` (the
@@ -140,7 +148,8 @@ class Files(Resource):
         One failure does not stop the others unless ``fail_fast=True`` (then the first
         error is raised and the rest are cancelled). Leaving the ``async with`` block early
         cancels the uploads still running. Bad items raise TypeError/ValueError here,
-        before any request.
+        before any request (duplicate keys of files found in directories: when the batch
+        starts, still before any request).
         """
         base = _args.upload_options(
             space_id=space_id,
@@ -154,15 +163,16 @@ class Files(Resource):
             raise TypeError(
                 f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
             )
-        jobs = expand(
+        plan = expand(
             items,
             base,
             keys_from_paths=_args.flag(keys_from_paths, "keys_from_paths"),
             key_prefix=key_prefix,
+            follow_symlinks=_args.flag(follow_symlinks, "follow_symlinks"),
         )
         return UploadMany(
             self._client,
-            jobs,
+            plan,
             max_files=_args.positive_int(max_files, "max_files"),
             max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
             fail_fast=_args.flag(fail_fast, "fail_fast"),

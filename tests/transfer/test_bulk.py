@@ -122,8 +122,12 @@ async def test_bad_items_raise_before_network(
     (tmp_path / "a" / "x").write_bytes(b"1")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x").write_bytes(b"2")
-    with pytest.raises(ValueError, match="supersede"):
-        fc.files.upload_many([tmp_path / "a", tmp_path / "b"], space.id, keys_from_paths=True)
+    with pytest.raises(ValueError, match="supersede"):  # directories: walked on start
+        await fc.files.upload_many([tmp_path / "a", tmp_path / "b"], space.id, keys_from_paths=True)
+    with pytest.raises(ValueError, match="supersede"):  # plain items: at once
+        fc.files.upload_many(
+            [tmp_path / "a" / "x", tmp_path / "b" / "x"], space.id, keys_from_paths=True
+        )
     with pytest.raises(TypeError, match="unknown item options"):
         fc.files.upload_many([(b"x", {"colour": "red"})], space.id)
     with pytest.raises(TypeError):
