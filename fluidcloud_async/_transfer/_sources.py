@@ -20,12 +20,10 @@ from typing import Any
 
 import aiofiles.base
 
-from .._exceptions import NotRegularFileError
 from ._buffers import CHUNK
 from ._checksum import Sha256
 from ._readers import (
     AioFileReader,
-    Identity,
     Reader,
     StreamReader,
     SyncFileReader,
@@ -110,9 +108,7 @@ def _classify(source: Any) -> tuple[str, int | None, str]:
         if stat.S_ISDIR(st.st_mode):
             raise ValueError(f"{path!r} is a directory: use files.upload_many to upload a tree")
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFileError(
-                f"{path!r} is not a regular file (a {_kind(st.st_mode)})", path=path
-            )
+            raise ValueError(f"{path!r} is not a regular file")
         return "path", st.st_size, os.path.basename(path) or DEFAULT_NAME
     if isinstance(source, (bytes, bytearray, memoryview)):
         view = memoryview(source)
@@ -143,20 +139,6 @@ def _classify(source: Any) -> tuple[str, int | None, str]:
         f"cannot upload a {type(source).__name__}: pass a path, bytes-like object, binary "
         "file object, aiofiles file or async iterable of bytes"
     )
-
-
-def _kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISFIFO, "FIFO"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-        (stat.S_ISLNK, "symlink"),
-    ):
-        if test(mode):
-            return kind
-    return "special file"
 
 
 def _name_of(fobj: Any) -> str:
@@ -200,27 +182,16 @@ async def _open(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
 async def _open_kind(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
     src = spec.origin
     if spec.kind == "path":
-        # O_NONBLOCK: a path swapped for a FIFO since describe() would block the event
-        # loop in open() until a writer appeared (no timeout or cancel reaches a syscall).
-        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         if spec.walked is not None:  # a tree entry: never follow a link swapped in since
             fd = open_entry(os.fspath(src), flags, spec.walked)
         else:
             fd = os.open(os.fspath(src), flags)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotRegularFileError(
-                    f"{src!r} is not a regular file any more (it is now a {_kind(st.st_mode)})",
-                    path=os.fspath(src),
-                )
-            os.set_blocking(fd, True)
-            size = st.st_size
+            size = os.fstat(fd).st_size
             if spec.size is not None and size != spec.size:
                 raise ValueError(f"{src!r} changed size ({spec.size} -> {size} bytes)")
-            reader = fd_reader(fd, size, owned=True)
-            reader.identity, reader.path = Identity.of(st), os.fspath(src)
-            yield reader
+            yield fd_reader(fd, size, owned=True)
         finally:
             os.close(fd)
     elif spec.kind == "memory":
@@ -255,9 +226,7 @@ async def _open_fileobj(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reade
         flush = getattr(fobj, "flush", None)
         if callable(flush) and getattr(fobj, "writable", lambda: False)():
             flush()
-        reader = fd_reader(fd, spec.size, base=start, owned=False)
-        reader.identity = Identity.of(os.fstat(fd))
-        yield reader
+        yield fd_reader(fd, spec.size, base=start, owned=False)
     else:
         yield SyncFileReader(fobj, start, spec.size)
 
@@ -277,12 +246,11 @@ async def _open_aiofile(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reade
     if spec.size is not None and spec.size != size:
         raise ValueError(f"size={spec.size} does not match the file's {size} bytes")
     fd = usable_fd(afile)
-    if fd is None:
-        yield AioFileReader(afile, start, size)
-        return
-    reader = fd_reader(fd, size, base=start, owned=False)
-    reader.identity = Identity.of(os.fstat(fd))
-    yield reader
+    yield (
+        fd_reader(fd, size, base=start, owned=False)
+        if fd is not None
+        else AioFileReader(afile, start, size)
+    )
 
 
 async def _aiofile_chunks(afile: Any) -> AsyncIterator[bytes]:
