@@ -16,6 +16,8 @@ Private modules, one job each:
 * ``_progress``  throttled progress reporting
 * ``_upload``    one file: initiate -> parts -> complete -> verify -> clean/link
 * ``_items``     ``upload_many`` items -> validated jobs (directories, client keys)
+* ``_tree``      directory walks: symlinks not followed (or only inside the root), every
+                 skipped entry with its reason, walked files opened with ``O_NOFOLLOW``
 * ``_bulk``      many files through one scheduler, results through a memory stream
 * ``_ratelimit`` the client-side limiter of the documented per-key caps
 * ``_download``  presigned GETs to a path or file object, ranged and parallel

@@ -181,7 +181,7 @@ class UploadMany:
         return len(self._jobs)
 
     @property
-    def skipped(self) -> int:
+    def skipped_count(self) -> int:
         """How many directory entries will be reported as skipped (known once started)."""
         return sum(job.skip is not None for job in self._jobs or ())
 

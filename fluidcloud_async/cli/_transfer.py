@@ -138,9 +138,9 @@ async def _upload_bulk(
             raise click.UsageError(str(exc)) from exc
         if len(batch) == 0:
             raise click.UsageError("no files to upload under the given paths")
-        uploads = len(batch) - batch.skipped
+        uploads = len(batch) - batch.skipped_count
         title = f"uploading {uploads} files" + (
-            f", {batch.skipped} skipped" if batch.skipped else ""
+            f", {batch.skipped_count} skipped" if batch.skipped_count else ""
         )
         display = stack.enter_context(make_display(0, uploads, quiet=quiet, title=title))
         shown.append(display)

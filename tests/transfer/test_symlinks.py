@@ -11,11 +11,14 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from fluidcloud_async import AsyncFluidCloud, SkipReason, Space, UploadResult
 from fluidcloud_async._transfer import _tree
+from fluidcloud_async.emulator import Emulator
 
 from .conftest import download_bytes
 
@@ -79,7 +82,7 @@ async def test_skips_are_streamed_and_not_failures_with_fail_fast(
         len(batch)  # directories are walked when the batch starts (off the event loop)
     seen: list[UploadResult] = []
     async with batch as results:
-        assert (len(batch), batch.skipped) == (5, 3)
+        assert (len(batch), batch.skipped_count) == (5, 3)
         async for result in results:
             seen.append(result)
     assert sorted(r.status for r in seen) == ["skipped"] * 3 + ["uploaded"] * 2
@@ -194,3 +197,43 @@ async def test_walk_runs_in_a_worker_thread(
     assert threads == []  # nothing walked by the call itself
     assert [r.ok for r in await batch] == [True]
     assert threads and threads[0] is not threading.main_thread()
+
+
+async def test_cancel_during_the_walk_stops_it(
+    fc: AsyncFluidCloud,
+    space: Space,
+    emu: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "f").write_bytes(b"x")
+    entered, release = threading.Event(), threading.Event()
+    stops: list[threading.Event] = []
+    real_walk = _tree.walk
+
+    def slow_walk(root: str, **kwargs: Any) -> list[_tree.Entry]:
+        stops.append(kwargs["stop"])
+        entered.set()
+        release.wait(10)  # a walk of a huge tree, still running when the caller gives up
+        return real_walk(root, **kwargs)
+
+    monkeypatch.setattr("fluidcloud_async._transfer._items.walk", slow_walk)
+    before = sum(emu.stats.requests.values())
+    try:
+        with anyio.CancelScope() as scope:
+
+            async def cancel_once_walking() -> None:
+                await anyio.to_thread.run_sync(entered.wait, 10)
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_once_walking)
+                await fc.files.upload_many(tree, space.id)
+                pytest.fail("the walk was cancelled")
+        assert scope.cancelled_caught  # promptly: the event loop was never blocked
+        assert stops[0].is_set()  # the abandoned thread is told to stop
+    finally:
+        release.set()
+    assert sum(emu.stats.requests.values()) == before
