@@ -29,6 +29,7 @@ __all__ = [
     "FluidCloudError",
     "InfectedFileError",
     "NotFoundError",
+    "NotRegularFileError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PermissionError",
@@ -36,6 +37,7 @@ __all__ = [
     "RateLimitError",
     "ScanTimeoutError",
     "ServerError",
+    "SourceChangedError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
     "UploadError",
@@ -191,6 +193,26 @@ class UploadExpiredError(UploadError):
 
 class ChecksumMismatchError(UploadError):
     """The stored file's size or SHA-256 differs from the bytes that were sent or received."""
+
+
+class SourceChangedError(UploadError):
+    """The source file changed while it was being uploaded (its size, mtime, ctime,
+    inode or device differ from when it was opened, or its path now names another file).
+
+    The stored bytes may mix two versions of the file, so ``/complete`` was not called;
+    ``file_id``/``upload_id`` name the upload left uncompleted (None if not reached).
+    Upload the file again once it is no longer being written.
+    """
+
+
+class NotRegularFileError(FluidCloudError, ValueError):
+    """An upload source path is not a regular file (a FIFO, socket, device or directory),
+    or became one before it was opened. Found before any request (nothing was reserved),
+    so it is a ValueError like the other bad-input errors; ``path`` names it."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DownloadError(FluidCloudError):

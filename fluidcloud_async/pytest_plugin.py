@@ -10,7 +10,12 @@ installed a test needs no set-up::
 
 ``fluidcloud_emulator`` gives the running emulator (its ``base_url``, ``api_key``, fault
 knobs and stats) for tests that need them; override ``fluidcloud_emulator_config`` to
-change the emulator's settings.
+change the emulator's settings, or mark a test (or module) with
+``@pytest.mark.fluidcloud_emulator(**settings)``. ``verify_sha256=False`` runs the server
+the API docs describe, which stores the client's SHA-256 without checking it: tests of
+integrity guarantees belong there, so none leans on the emulator re-hashing::
+
+    pytestmark = pytest.mark.fluidcloud_emulator(verify_sha256=False)
 """
 
 from __future__ import annotations
@@ -38,12 +43,22 @@ def _async_fixture(function: _F) -> _F:
     return cast(_F, _fixture(function))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fluidcloud_emulator(**settings): EmulatorConfig fields for the fluidcloud_emulator "
+        "fixture (verify_sha256=False: the docs-faithful server that stores sha256 unverified)",
+    )
+
+
 @pytest.fixture
-def fluidcloud_emulator_config() -> EmulatorConfig:
-    """The emulator's settings; override this fixture to change them."""
+def fluidcloud_emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
+    """The emulator's settings (a ``fluidcloud_emulator`` mark's keywords applied); override
+    this fixture to change them."""
     from fluidcloud_async.emulator import EmulatorConfig
 
-    return EmulatorConfig()
+    marker = request.node.get_closest_marker("fluidcloud_emulator")
+    return EmulatorConfig(**(marker.kwargs if marker is not None else {}))
 
 
 @_async_fixture

@@ -355,6 +355,7 @@ async def upload_resumable(
     resume = Resume(
         ticket=journal.ticket if journal else None,
         etags=dict(journal.etags) if journal else {},
+        source=source[1:],
         on_ticket=on_ticket,
         on_part=on_part,
         on_complete=on_complete,

@@ -13,12 +13,59 @@ import os
 import stat
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from ._buffers import call_in_thread, pread_into
 from ._checksum import Sha256
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a file looked like when it was opened: any write, append, truncation or
+    replacement moves at least one field (within the filesystem's timestamp granularity,
+    see the README's "What is verified end to end")."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Identity:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+    def diff(self, other: Identity) -> str:
+        """The fields that differ, for messages (empty when the same)."""
+        return ", ".join(
+            f"{name} {getattr(self, name)} -> {getattr(other, name)}"
+            for name in self.__dataclass_fields__
+            if getattr(self, name) != getattr(other, name)
+        )
+
+
+class SourceChanged(ValueError):
+    """Internal: the opened source is not the file it was (raised as SourceChangedError)."""
+
+
+def changes(fd: int, path: str | None, opened: Identity) -> str:
+    """Blocking (run in a thread): what changed in the file behind ``fd`` (and the file
+    at ``path``, which a rename may have replaced) since ``opened``; empty if nothing."""
+    now = Identity.of(os.fstat(fd))
+    problems = [f"the open file: {opened.diff(now)}"] if now != opened else []
+    if path is not None:
+        try:
+            there = Identity.of(os.stat(path))
+        except OSError as exc:
+            problems.append(f"{path!r} is gone ({exc.strerror})")
+        else:
+            if there != opened:
+                what = "another file" if (there.ino, there.dev) != (opened.ino, opened.dev) else ""
+                problems.append(f"{path!r}: {what or opened.diff(there)}")
+    return "; ".join(problems)
 
 
 class Reader:
@@ -36,6 +83,11 @@ class Reader:
     """True for streams: parts must be read once, in order, with :meth:`read_next`."""
     sha256: str | None = None
     """Digest computed while spooling, if any."""
+    identity: Identity | None = None
+    """The caller's file as it was when opened (files with a descriptor), checked again
+    after the last part by :meth:`check_unchanged`."""
+    path: str | None = None
+    """The path it was opened from (a path source), re-checked too."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -83,6 +135,15 @@ class Reader:
     def digest(self) -> str | None:
         """The SHA-256 computed while reading, when the reader computes one."""
         return self.sha256
+
+    async def check_unchanged(self) -> None:
+        """Raise :class:`SourceChanged` if the file changed since it was opened (an
+        ``fstat`` of the same descriptor, plus a ``stat`` of the path, in a thread)."""
+        if self.identity is None or self.fd is None:
+            return
+        problem = await call_in_thread(changes, self.fd, self.path, self.identity)
+        if problem:
+            raise SourceChanged(f"the source changed while it was uploaded ({problem})")
 
 
 class _FdHandle:

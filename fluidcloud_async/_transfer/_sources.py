@@ -20,10 +20,12 @@ from typing import Any
 
 import aiofiles.base
 
+from .._exceptions import NotRegularFileError
 from ._buffers import CHUNK
 from ._checksum import Sha256
 from ._readers import (
     AioFileReader,
+    Identity,
     Reader,
     StreamReader,
     SyncFileReader,
@@ -108,7 +110,9 @@ def _classify(source: Any) -> tuple[str, int | None, str]:
         if stat.S_ISDIR(st.st_mode):
             raise ValueError(f"{path!r} is a directory: use files.upload_many to upload a tree")
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path!r} is not a regular file")
+            raise NotRegularFileError(
+                f"{path!r} is not a regular file (a {_kind(st.st_mode)})", path=path
+            )
         return "path", st.st_size, os.path.basename(path) or DEFAULT_NAME
     if isinstance(source, (bytes, bytearray, memoryview)):
         view = memoryview(source)
@@ -139,6 +143,20 @@ def _classify(source: Any) -> tuple[str, int | None, str]:
         f"cannot upload a {type(source).__name__}: pass a path, bytes-like object, binary "
         "file object, aiofiles file or async iterable of bytes"
     )
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISLNK, "symlink"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
 
 
 def _name_of(fobj: Any) -> str:
@@ -182,16 +200,27 @@ async def _open(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
 async def _open_kind(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reader]:
     src = spec.origin
     if spec.kind == "path":
-        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+        # O_NONBLOCK: a path swapped for a FIFO since describe() would block the event
+        # loop in open() until a writer appeared (no timeout or cancel reaches a syscall).
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
         if spec.walked is not None:  # a tree entry: never follow a link swapped in since
             fd = open_entry(os.fspath(src), flags, spec.walked)
         else:
             fd = os.open(os.fspath(src), flags)
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFileError(
+                    f"{src!r} is not a regular file any more (it is now a {_kind(st.st_mode)})",
+                    path=os.fspath(src),
+                )
+            os.set_blocking(fd, True)
+            size = st.st_size
             if spec.size is not None and size != spec.size:
                 raise ValueError(f"{src!r} changed size ({spec.size} -> {size} bytes)")
-            yield fd_reader(fd, size, owned=True)
+            reader = fd_reader(fd, size, owned=True)
+            reader.identity, reader.path = Identity.of(st), os.fspath(src)
+            yield reader
         finally:
             os.close(fd)
     elif spec.kind == "memory":
@@ -226,7 +255,9 @@ async def _open_fileobj(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reade
         flush = getattr(fobj, "flush", None)
         if callable(flush) and getattr(fobj, "writable", lambda: False)():
             flush()
-        yield fd_reader(fd, spec.size, base=start, owned=False)
+        reader = fd_reader(fd, spec.size, base=start, owned=False)
+        reader.identity = Identity.of(os.fstat(fd))
+        yield reader
     else:
         yield SyncFileReader(fobj, start, spec.size)
 
@@ -246,11 +277,12 @@ async def _open_aiofile(spec: SourceSpec, checksum: bool) -> AsyncIterator[Reade
     if spec.size is not None and spec.size != size:
         raise ValueError(f"size={spec.size} does not match the file's {size} bytes")
     fd = usable_fd(afile)
-    yield (
-        fd_reader(fd, size, base=start, owned=False)
-        if fd is not None
-        else AioFileReader(afile, start, size)
-    )
+    if fd is None:
+        yield AioFileReader(afile, start, size)
+        return
+    reader = fd_reader(fd, size, base=start, owned=False)
+    reader.identity = Identity.of(os.fstat(fd))
+    yield reader
 
 
 async def _aiofile_chunks(afile: Any) -> AsyncIterator[bytes]:

@@ -19,6 +19,7 @@ import anyio.lowlevel
 from .._exceptions import (
     ApiResponseError,
     ChecksumMismatchError,
+    SourceChangedError,
     UploadError,
     UploadExpiredError,
 )
@@ -27,7 +28,7 @@ from ._body import FileBody, MemoryBody
 from ._checksum import digest_of
 from ._plan import Part, plan
 from ._progress import Progress, ProgressCallback
-from ._readers import Reader
+from ._readers import Reader, SourceChanged
 from ._scheduler import PartsFailed, SlotPool, run_parts
 from ._small import SMALL_BODY, load_small
 from ._sources import SourceSpec, materialize
@@ -66,6 +67,8 @@ class Resume:
 
     ticket: UploadTicket | None = None
     etags: dict[int, str] = field(default_factory=dict)
+    source: tuple[int, int] | None = None
+    """(size, mtime_ns) the opened file must still have (what the journal recorded)."""
     on_ticket: Callable[[UploadTicket], Awaitable[None] | None] | None = None
     on_part: Callable[[int, str], Awaitable[None] | None] | None = None
     on_complete: Callable[[File], Awaitable[None] | None] | None = None
@@ -105,6 +108,7 @@ async def upload_file(
             parent_progress.total += reader.size  # learned only now (spooled, aiofile)
         if resume.etags and reader.sequential:
             raise ValueError("a stream cannot resume: its earlier parts cannot be skipped")
+        _check_expected(reader, resume)
         ticket = resume.ticket
         if ticket is None:
             ticket = await client.uploads.initiate(
@@ -119,14 +123,21 @@ async def upload_file(
         try:
             async with _positional_if_single(reader, ticket) as source:
                 etags, sha = await _send(client, source, ticket, options, pool, progress, resume)
-        except (ValueError, TypeError, OSError) as exc:  # the source failed while spooling
-            raise UploadError(
+        except (UploadError, ValueError, TypeError, OSError) as exc:
+            await _check_source(reader, ticket, exc)  # a change explains a short read
+            if isinstance(exc, UploadError):
+                raise
+            raise UploadError(  # the source failed while spooling
                 f"upload {ticket.file_id} failed reading the source: {exc}",
                 file_id=ticket.file_id,
                 upload_id=ticket.upload_id,
                 cause=exc,
             ) from exc
         await progress.finish()
+        # Every part is stored (and hashed, from the same descriptor): if the file is
+        # still what was opened, the stored bytes and the digest are one version of it.
+        # Last step before /complete, still on the open descriptor.
+        await _check_source(reader, ticket)
     # A cancel that arrived while the last part finished is honoured before /complete.
     await anyio.lowlevel.checkpoint()
     parts = None
@@ -264,6 +275,38 @@ async def _send(
     if options.checksum:
         sha = digest[0] if digest else reader.digest()
     return {**done, **etags}, sha
+
+
+def _check_expected(reader: Reader, resume: Resume) -> None:
+    """A resumed file must be the one whose parts were stored (checked on the opened
+    descriptor: the path may have changed since the journal was read)."""
+    got = reader.identity
+    if resume.source is None or got is None or (got.size, got.mtime_ns) == resume.source:
+        return
+    ticket = resume.ticket
+    raise SourceChangedError(
+        f"the source changed before the upload could resume (size {resume.source[0]} -> "
+        f"{got.size}, mtime_ns {resume.source[1]} -> {got.mtime_ns}); /uploads/complete "
+        "was not called",
+        file_id=ticket.file_id if ticket else None,
+        upload_id=ticket.upload_id if ticket else None,
+    )
+
+
+async def _check_source(
+    reader: Reader, ticket: UploadTicket, failure: BaseException | None = None
+) -> None:
+    """Raise :class:`SourceChangedError` if the opened file changed since it was opened."""
+    try:
+        await reader.check_unchanged()
+    except SourceChanged as exc:
+        raise SourceChangedError(
+            f"upload {ticket.file_id}: {exc}; the stored parts may mix two versions of the "
+            "file, so /uploads/complete was not called",
+            file_id=ticket.file_id,
+            upload_id=ticket.upload_id,
+            cause=failure or exc,
+        ) from failure or exc
 
 
 def _upload_error(ticket: UploadTicket, failed: PartsFailed) -> UploadError:

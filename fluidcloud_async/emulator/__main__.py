@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-object-size", type=int, default=None)
     p.add_argument("--url-ttl", type=int, default=None, help="presigned URL lifetime (s)")
     p.add_argument("--rate-limits", action="store_true", help="enforce the documented limits")
+    p.add_argument(
+        "--no-verify-sha256",
+        dest="verify_sha256",
+        action="store_false",
+        help="store the client's sha256 unverified, as the API docs describe the real server",
+    )
     p.add_argument("--rate-limit-time-scale", type=float, default=1.0)
     p.add_argument("--list-style", choices=("paged", "array"), default="paged")
     p.add_argument("--list-page-size", type=int, default=None)
@@ -82,6 +88,7 @@ def config_from_args(ns: argparse.Namespace) -> EmulatorConfig:
         api_key=ns.api_key,
         scan_delay=ns.scan_delay,
         rate_limits=ns.rate_limits,
+        verify_sha256=ns.verify_sha256,
         rate_limit_time_scale=ns.rate_limit_time_scale,
         list_style=ns.list_style,
         default_bytes_limit=ns.bytes_limit,

@@ -61,6 +61,11 @@ class EmulatorConfig:
     """Largest accepted upload (S3's 5 TiB object cap); above it /initiate answers 413."""
     import_max_bytes: int = 50 * 1000**3
     """Cap of /uploads/import-url (50 GB as documented); above it 413."""
+    verify_sha256: bool = True
+    """True: /complete re-hashes the stored object and answers 400 when the client's
+    ``sha256`` differs (a stricter server than documented). False: the client's ``sha256``
+    is stored as metadata, unverified, as the API docs describe the real server; use it to
+    test that no client guarantee leans on the server re-hashing."""
     url_ttl: int = 3600
     """Lifetime in seconds of presigned storage URLs."""
     scan_delay: float | None = 0.2
