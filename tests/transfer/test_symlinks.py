@@ -237,3 +237,23 @@ async def test_cancel_during_the_walk_stops_it(
     finally:
         release.set()
     assert sum(emu.stats.requests.values()) == before
+
+
+async def test_unlistable_subdirectory_is_a_failure_not_an_abort(
+    fc: AsyncFluidCloud, space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "locked").mkdir(parents=True)
+    (tree / "locked" / "x").write_bytes(b"x")
+    (tree / "a").write_bytes(b"a")
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:  # chmod 000 does not stop root: refuse it here
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    results = await fc.files.upload_many(tree, space.id, keys_from_paths=True)
+    assert [(r.client_key, r.status) for r in results] == [("a", "uploaded"), ("locked", "failed")]
+    assert isinstance(results[1].error, PermissionError)
