@@ -101,20 +101,25 @@ def _built_without(nginx: str) -> set[str]:
     return {d for d, m in _TEMP_PATHS.items() if f"--without-http_{m}_module" in text}
 
 
+def _q(path: Path) -> str:
+    """A path as one quoted nginx parameter (spaces or semicolons in a temp dir's name)."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def config_text(
     prefix: Path, port: int, certs: dict[str, Path], body_buffer: int, nginx: str
 ) -> str:
     temp = prefix / "temp"
-    paths = [f"client_body_temp_path {temp / 'body'};"]
+    paths = [f"client_body_temp_path {_q(temp / 'body')};"]
     skip = _built_without(nginx)
-    paths += [f"{d} {temp / d.split('_')[0]};" for d in _TEMP_PATHS if d not in skip]
+    paths += [f"{d} {_q(temp / d.split('_')[0])};" for d in _TEMP_PATHS if d not in skip]
     temp_lines = "\n    ".join(paths)
     return f"""
 daemon off;
 master_process off;
 worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} warn;
+pid {_q(prefix / "nginx.pid")};
+error_log {_q(prefix / "error.log")} warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
@@ -124,15 +129,15 @@ http {{
     keepalive_timeout 300s;
     server {{
         listen 127.0.0.1:{port} ssl;
-        ssl_certificate {certs["cert"]};
-        ssl_certificate_key {certs["key"]};
+        ssl_certificate {_q(certs["cert"])};
+        ssl_certificate_key {_q(certs["key"])};
         ssl_protocols TLSv1.3;
-        access_log {prefix / "access.log"} bench;
+        access_log {_q(prefix / "access.log")} bench;
         client_max_body_size 0;
         client_body_buffer_size {body_buffer};
         client_body_timeout 300s;
         location / {{
-            root {prefix / "empty"};
+            root {_q(prefix / "empty")};
             mirror /_read_body;
             mirror_request_body on;
             error_page 404 405 =200 @stored;
