@@ -38,6 +38,7 @@ __all__ = [
     "ScanTimeoutError",
     "ServerError",
     "SourceChangedError",
+    "StorageProtocolError",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
     "UploadError",
@@ -217,6 +218,20 @@ class NotRegularFileError(FluidCloudError, ValueError):
 
 class DownloadError(FluidCloudError):
     """A download failed or its bytes did not match the file record."""
+
+
+class StorageProtocolError(DownloadError):
+    """The storage answered a download GET outside the protocol: more bytes than the file
+    record (or the requested range) holds, a ``Content-Encoding`` although ``identity`` was
+    asked for, or a different byte range than requested.
+
+    Never retried (a Range computed from such an answer would be wrong). Nothing beyond the
+    expected size is written; a path destination keeps nothing. ``file_id`` names the file.
+    """
+
+    def __init__(self, message: str, *, file_id: str | None = None) -> None:
+        super().__init__(message)
+        self.file_id = file_id
 
 
 class InfectedFileError(ConflictError):
