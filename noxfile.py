@@ -48,6 +48,14 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site into site/ (mkdocs --strict; fails on a broken link, a missing
+    reference or an undocumented public name: see docs/_hooks.py)."""
+    session.install("-e", ".[docs,cli]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """Run the main job on the embedded emulator (pass --small for a quick run)."""
     session.install("-e", ".[cli]")

@@ -1,0 +1,97 @@
+"""Every ```python block of the documentation site (docs/**/*.md) runs against the emulator.
+
+As for the README (test_readme.py), each block is a script run in a fresh directory with
+``FLUIDCLOUD_API_KEY``/``FLUIDCLOUD_BASE_URL`` pointing at a fresh emulator. A block that is
+not meant to run says so on the line before its fence, and the reason shows as a skip:
+
+    <!-- docs-test: skip (why) -->
+    ```python
+
+    <!-- docs-test: pytest -->       run the block as a pytest file (the plugin's fixtures)
+    ```python
+
+A Python block in any other form (```py, an indented fence, a marker this file does not
+know) fails the collection test, so no block goes untested by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import anyio
+import pytest
+
+from fluidcloud_async.emulator import Emulator, EmulatorConfig
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+FENCE = re.compile(
+    r"^(?:<!-- docs-test: (?P<marker>[^\n]*?) -->\n)?```python\n(?P<code>.*?)^```", re.S | re.M
+)
+# Any fence that opens a Python block, at any indentation, with any spelling.
+ANY_PYTHON_FENCE = re.compile(r"^[ \t]*(?:```|~~~)[ \t]*\{?\.?(?:python|py|python3|pycon)\b", re.M)
+MARKER = re.compile(r"^skip \(.+\)$|^pytest$")
+
+
+class Block(NamedTuple):
+    page: str
+    line: int
+    marker: str | None
+    code: str
+
+
+def _blocks() -> list[Block]:
+    blocks = []
+    for page in sorted(DOCS.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for match in FENCE.finditer(text):
+            line = text.count("\n", 0, match.start("code"))
+            name = page.relative_to(DOCS).as_posix()
+            blocks.append(Block(name, line, match.group("marker"), match.group("code")))
+    return blocks
+
+
+BLOCKS = _blocks()
+
+
+def test_every_python_block_is_collected() -> None:
+    """No Python block escapes the runner (wrong language tag, indented, bad marker)."""
+    fences = sum(len(ANY_PYTHON_FENCE.findall(p.read_text("utf-8"))) for p in DOCS.rglob("*.md"))
+    assert fences == len(BLOCKS), "a Python block in docs/ is not in the ```python form"
+    bad = [f"{b.page}:{b.line}" for b in BLOCKS if b.marker and not MARKER.match(b.marker)]
+    assert not bad, f"unknown docs-test markers at {bad}"
+    assert sum(b.marker is None for b in BLOCKS) >= 10
+
+
+def _env(emu: Emulator) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FLUIDCLOUD_API_KEY": emu.api_key,
+        "FLUIDCLOUD_BASE_URL": emu.base_url,
+        "PYTHONWARNINGS": "error",
+    }
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"{b.page}:{b.line}" for b in BLOCKS])
+async def test_docs_block_runs(block: Block, tmp_path: Path) -> None:
+    if block.marker and block.marker.startswith("skip"):
+        pytest.skip(f"{block.page}:{block.line} {block.marker}")
+    if block.marker == "pytest":
+        (tmp_path / "test_block.py").write_text(block.code, encoding="utf-8")
+        command = [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+            "test_block.py",
+        ]  # fmt: skip
+    else:
+        command = [sys.executable, "-c", block.code]
+    async with Emulator(EmulatorConfig(scan_delay=0.05)) as emu:
+        with anyio.fail_after(120):
+            result = await anyio.run_process(command, cwd=tmp_path, env=_env(emu), check=False)
+    assert result.returncode == 0, (
+        f"{block.page}:{block.line} failed:\n{block.code}\n--- stdout\n"
+        f"{result.stdout.decode()}\n--- stderr\n{result.stderr.decode()}"
+    )
