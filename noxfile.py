@@ -67,7 +67,7 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite; results land in benchmarks/results/ and BENCHMARKS.md.
 
     The TLS group needs nginx: installed here when missing (Debian/Ubuntu, as root)."""
-    session.install("-e", ".[test,s3]", "httpx", "matplotlib", "py-spy", "trustme")
+    session.install("-e", ".[test,s3,redis]", "httpx", "matplotlib", "py-spy", "trustme")
     if not any(map(shutil.which, ("nginx", "/usr/sbin/nginx"))):
         if os.geteuid() == 0 and shutil.which("apt-get"):
             env = {"DEBIAN_FRONTEND": "noninteractive"}

@@ -29,6 +29,7 @@ from . import (
     _report,
     bench_bulk,
     bench_capped,
+    bench_fleet,
     bench_memory,
     bench_overhead,
     bench_throughput,
@@ -44,6 +45,7 @@ GROUPS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     bench_bulk.NAME: bench_bulk.run,
     bench_overhead.NAME: bench_overhead.run,
     bench_memory.NAME: bench_memory.run,
+    bench_fleet.NAME: bench_fleet.run,
 }
 TITLES = {
     bench_throughput.NAME: bench_throughput.TITLE,
@@ -52,6 +54,7 @@ TITLES = {
     bench_bulk.NAME: bench_bulk.TITLE,
     bench_overhead.NAME: bench_overhead.TITLE,
     bench_memory.NAME: bench_memory.TITLE,
+    bench_fleet.NAME: bench_fleet.TITLE,
 }
 
 

@@ -282,7 +282,9 @@ class RedisStore:
             if count >= cap:
                 wait = max(wait, float(oldest) + self._expiry - now)
         if wait > 0:
-            return wait
+            # Jittered: every waiting task of every process would otherwise wake at the same
+            # instant and queue up on Redis, delaying the winners' sends past the margin.
+            return wait + random.random() * 0.005
         # ...then take them, fullest first (a loss there wastes nothing), each atomically
         # against the key's full cap: the list is always trimmed to the same length, so
         # clients with different shares keep one consistent log.
