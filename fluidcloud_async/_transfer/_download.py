@@ -1,19 +1,28 @@
 """``files.download``: presigned GETs to a path or a file object, verified.
 
-A path destination is written to a temporary file beside it and renamed over it only once
+A path destination is written to a temporary file beside it and moved into place only once
 every byte is there and the SHA-256 matches the record, so a failed or cancelled download
-never leaves a partial file under the final name. Large files are fetched as parallel
-ranged GETs written with ``os.pwritev`` at their offsets (from a worker thread, batched
-to ~1 MiB, no concatenation); a dropped range resumes from its last byte; an expired
-presigned URL is simply asked for again (download URLs, unlike upload URLs, can be).
+never leaves a partial file under the final name; an existing file is replaced only when
+asked (``overwrite=True``). Large files are fetched as parallel ranged GETs written with
+``os.pwritev`` at their offsets (from a worker thread, batched to ~1 MiB, no
+concatenation); a dropped range resumes from its last byte; an expired presigned URL is
+simply asked for again (download URLs, unlike upload URLs, can be).
+
+The storage is not trusted further than the record: a body longer than the record (or the
+requested range) is cut off before the excess is written and fails for good
+(:class:`StorageProtocolError`), and bodies are never decompressed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
-import tempfile
+import re
+import secrets
+import stat
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,7 +31,7 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from .._exceptions import ApiConnectionError, ApiError, DownloadError
+from .._exceptions import ApiConnectionError, ApiError, DownloadError, StorageProtocolError
 from .._models import File
 from .._retry import retry_wait
 from ._buffers import CHUNK, call_in_thread
@@ -47,7 +56,18 @@ RANGE_PART = 16 << 20
 #: Fresh presigned URLs asked for before an expiry is treated as an error.
 MAX_URL_REFRESHES = 3
 
+#: Name length assumed where the filesystem does not say (``pathconf`` fails or is unlimited).
+DEFAULT_NAME_MAX = 255
+
 Write = Callable[[list[bytes], int], Awaitable[None]]
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+_SAFE_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}")
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# Control (Cc: C0, DEL, C1), format (Cf: bidi overrides, zero-width), surrogate and
+# line/paragraph separator characters: nothing a file name needs, all of them able to hide
+# or rewrite what a terminal or a file manager shows.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 class _NoRanges(Exception):
@@ -84,9 +104,11 @@ async def _get_range(
     policy: StoragePolicy,
     *,
     ranged: bool,
+    file_id: str,
 ) -> int:
     """GET bytes ``[start, end)`` (``end`` None: to the end), resuming after drops.
 
+    Never writes past ``end``: more bytes raise :class:`StorageProtocolError` (not retried).
     Returns the number of bytes written."""
     pos = start
     failures = 0
@@ -96,8 +118,13 @@ async def _get_range(
         if ranged or pos > start:
             headers["Range"] = f"bytes={pos}-" + ("" if end is None else str(end - 1))
         try:
+            # auto_decompress=False: the bytes counted and written are the bytes received,
+            # so a small compressed body cannot inflate past the size checks.
             async with session.get(
-                URL(current, encoded=True), headers=headers, timeout=policy.client_timeout()
+                URL(current, encoded=True),
+                headers=headers,
+                timeout=policy.client_timeout(),
+                auto_decompress=False,
             ) as resp:
                 if resp.status >= 300:
                     body = await resp.content.read(MAX_ERROR_BODY)
@@ -106,9 +133,17 @@ async def _get_range(
                     if pos > start:
                         raise DownloadError("the storage ignored a Range request on resume")
                     raise _NoRanges
+                _check_answer(resp, pos, end, file_id)
                 batch: list[bytes] = []
                 batched = 0
                 async for chunk in resp.content.iter_any():
+                    if end is not None and pos + batched + len(chunk) > end:
+                        # Checked before anything of the chunk is written or buffered.
+                        raise StorageProtocolError(
+                            f"file {file_id}: the storage sent more than the "
+                            f"{end - start} bytes of {_span(start, end)}",
+                            file_id=file_id,
+                        )
                     batch.append(chunk)
                     batched += len(chunk)
                     if batched >= CHUNK:
@@ -140,6 +175,37 @@ async def _get_range(
         await sleep(retry_wait(failure, failures))
 
 
+def _span(start: int, end: int) -> str:
+    return "the file" if start == 0 else f"the range {start}-{end - 1}"
+
+
+def _check_answer(resp: aiohttp.ClientResponse, pos: int, end: int | None, file_id: str) -> None:
+    """Refuse, before reading its body, an answer that breaks the protocol."""
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        # Identity was asked for: an encoded body is not the stored bytes, and inflating it
+        # would let a few bytes on the wire expand without bound.
+        raise StorageProtocolError(
+            f"file {file_id}: the storage sent a {encoding!r}-encoded body "
+            "although 'identity' was asked for",
+            file_id=file_id,
+        )
+    length = resp.content_length
+    if end is not None and length is not None and length > end - pos:
+        raise StorageProtocolError(
+            f"file {file_id}: the storage announced {length} bytes where "
+            f"{end - pos} remain (bytes {pos}-{end - 1})",
+            file_id=file_id,
+        )
+    if resp.status == 206 and (header := resp.headers.get("Content-Range")) is not None:
+        match = _CONTENT_RANGE.fullmatch(header.strip())
+        if match is None or int(match[1]) != pos:
+            raise StorageProtocolError(
+                f"file {file_id}: asked for bytes {pos}-, the storage sent {header!r}",
+                file_id=file_id,
+            )
+
+
 def _pwritev(fd: int, chunks: list[bytes], offset: int) -> None:
     while chunks:
         written = os.pwritev(fd, chunks, offset)
@@ -160,8 +226,14 @@ async def download_file(
     max_concurrency: int,
     verify: bool,
     policy: StoragePolicy,
+    overwrite: bool = False,
 ) -> File:
-    """Download ``file_id`` to ``dest`` (an absolute path or a binary file object)."""
+    """Download ``file_id`` to ``dest`` (an absolute path or a binary file object); an
+    existing file at a path is replaced only with ``overwrite``."""
+    # Refused before any request; _place refuses one that appears in the meantime.
+    check = isinstance(dest, str) and not overwrite
+    if check and await anyio.to_thread.run_sync(os.path.lexists, dest):
+        raise _exists_error(dest)
     record = await client.files.get(file_id)
     job = _Job(
         client,
@@ -172,7 +244,7 @@ async def download_file(
         verify,
     )
     if isinstance(dest, str):
-        await _to_path(job, dest, max_concurrency)
+        await _to_path(job, dest, max_concurrency, overwrite)
     else:
         await _to_fileobj(job, dest)
     await job.progress.finish()
@@ -191,13 +263,22 @@ class _Job:
     async def get(self, start: int, end: int | None, write: Write, *, ranged: bool) -> int:
         session = self.client._transport.session
         return await _get_range(
-            session, self.url, start, end, write, self.progress, self.policy, ranged=ranged
+            session,
+            self.url,
+            start,
+            end,
+            write,
+            self.progress,
+            self.policy,
+            ranged=ranged,
+            file_id=self.record.id,
         )
 
 
-async def _to_path(job: _Job, dest: str, max_concurrency: int) -> None:
-    directory, name = os.path.split(dest)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
+async def _to_path(job: _Job, dest: str, max_concurrency: int, overwrite: bool) -> None:
+    # Opened and placed on the loop, as before: one local open/link each, and a worker
+    # thread cancelled mid-open would leak the descriptor and the temporary file.
+    fd, tmp, mode = _open_temp(dest)
     renamed = False
     try:
         size = job.record.size
@@ -219,13 +300,137 @@ async def _to_path(job: _Job, dest: str, max_concurrency: int) -> None:
         if job.verify and job.record.sha256:
             digest = await digest_of(fd_reader(fd, got, owned=False))
         _check(job.record, got, digest)
-        os.replace(tmp, dest)
+        _place(fd, tmp, dest, mode, overwrite=overwrite)
         renamed = True
     finally:
         os.close(fd)
         if not renamed:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def name_max(directory: str) -> int:
+    """The longest file name (in bytes of the filesystem encoding) ``directory`` takes."""
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # unknown name, or no pathconf (Windows)
+        return DEFAULT_NAME_MAX
+    return limit if limit > 0 else DEFAULT_NAME_MAX
+
+
+def _fs_len(text: str) -> int:
+    return len(os.fsencode(text))
+
+
+def _temp_name(name: str, limit: int) -> str:
+    """``.NAME.RANDOM.part``, NAME cut (by encoded bytes, never mid-character) so the
+    whole fits in ``limit`` bytes: a name at the limit still gets a temporary file."""
+    suffix = f".{secrets.token_hex(4)}.part"
+    room = limit - 1 - len(suffix)
+    kept: list[str] = []
+    for ch in name:
+        room -= _fs_len(ch)
+        if room < 0:
+            break
+        kept.append(ch)
+    return f".{''.join(kept)}{suffix}"
+
+
+def _open_temp(dest: str) -> tuple[int, str, int]:
+    """A new private temporary file beside ``dest``: its descriptor, path, and the mode a
+    new file gets here (0o666 less the umask, read back without touching the umask)."""
+    directory, name = os.path.split(dest)
+    limit = name_max(directory)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)  # RDWR: hashed back
+    flags |= getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, _temp_name(name, limit))
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        break
+    else:  # pragma: no cover - 100 collisions of 32 random bits
+        raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        with contextlib.suppress(OSError):  # e.g. FAT: no modes at all
+            os.fchmod(fd, 0o600)  # private while partial
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return fd, tmp, mode
+
+
+def _exists_error(dest: str) -> FileExistsError:
+    return FileExistsError(
+        errno.EEXIST, "the destination exists (pass overwrite=True to replace it)", dest
+    )
+
+
+def _place(fd: int, tmp: str, dest: str, new_mode: int, *, overwrite: bool) -> None:
+    """Move the finished temporary file to ``dest``.
+
+    Without ``overwrite`` an existing ``dest`` (even one created during the download) is
+    never replaced: the file is hard-linked into place, which fails if the name is taken.
+    A replaced regular file keeps its permission bits (without set-id bits, as ``cp``
+    does); a new file gets ``new_mode``, the mode any new file gets there.
+    """
+    try:
+        old: os.stat_result | None = os.lstat(dest)
+    except FileNotFoundError:
+        old = None
+    if old is not None and not overwrite:
+        raise _exists_error(dest)
+    mode = new_mode
+    if old is not None and stat.S_ISREG(old.st_mode):
+        mode = stat.S_IMODE(old.st_mode) & 0o777
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, mode)
+    if overwrite:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise _exists_error(dest) from None
+    except OSError:  # no hard links on this filesystem: check, then rename (a tiny race)
+        if os.path.lexists(dest):
+            raise _exists_error(dest) from None
+        os.rename(tmp, dest)
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _is_safe_name(name: str, limit: int) -> bool:
+    if not name.strip() or name.startswith(".") or "/" in name or "\\" in name:
+        return False  # also '.', '..' and every dotfile (.bashrc, .ssh, ...)
+    if any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in name):
+        return False
+    try:
+        return _fs_len(name) <= limit
+    except UnicodeEncodeError:  # not representable in the filesystem encoding
+        return False
+
+
+def local_name(record: File, directory: str) -> str:
+    """A file name for ``record`` inside ``directory`` that cannot escape it or surprise.
+
+    The record's ``original_name`` when it is safe; otherwise (empty, ``.``/``..``, a
+    dotfile, a ``/`` or ``\\``, a control or format character, longer than the directory's
+    name limit) the file id, plus the name's extension when that is plain letters and
+    digits. It may still name an existing file: :meth:`Files.download` refuses those.
+    """
+    name = record.original_name or ""
+    limit = name_max(directory)
+    if _is_safe_name(name, limit):
+        return name
+    base = record.id if _SAFE_ID.fullmatch(record.id or "") else "download"
+    extension = os.path.splitext(name)[1]
+    return base + extension if _SAFE_EXTENSION.fullmatch(extension) else base
 
 
 async def _parallel(job: _Job, size: int, write: Write, max_concurrency: int) -> None:

@@ -189,14 +189,20 @@ class Files(Resource):
         progress: ProgressCallback | None = None,
         max_concurrency: int = 4,
         verify: bool = True,
+        overwrite: bool = False,
     ) -> File:
         """Download a (clean) file's bytes to ``dest`` and return its record.
 
-        ``dest`` is a path - written to a temporary file beside it, renamed into place only
+        ``dest`` is a path - written to a temporary file beside it, moved into place only
         when complete and verified - or a binary file object (sync or aiofiles) written
-        sequentially. Files of 32 MiB and more are fetched as up to ``max_concurrency``
-        parallel ranged GETs. ``verify`` checks the size and the record's SHA-256 (raising
-        :class:`DownloadError` on a mismatch). ``progress(received, total)`` as for upload.
+        sequentially. An existing path raises :class:`FileExistsError` before any request
+        (and is not replaced if it appears during the download) unless ``overwrite=True``;
+        a replaced file keeps its permission bits, a new one gets the umask's. Files of
+        32 MiB and more are fetched as up to ``max_concurrency`` parallel ranged GETs.
+        The size is always checked against the record; ``verify`` also checks the record's
+        SHA-256 when it has one (:class:`DownloadError` on a mismatch). A storage answer
+        longer than the record raises :class:`StorageProtocolError` before the excess is
+        written. ``progress(received, total)`` as for upload.
         """
         file_id = require_id(file_id, "file_id")
         return await download_file(
@@ -207,6 +213,7 @@ class Files(Resource):
             max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
             verify=_args.flag(verify, "verify"),
             policy=storage_policy(self._client),
+            overwrite=_args.flag(overwrite, "overwrite"),
         )
 
     def list(
