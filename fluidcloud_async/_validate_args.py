@@ -32,12 +32,39 @@ def optional_id(value: Any, name: str) -> str | None:
 
 
 def require_text(value: Any, name: str) -> str:
-    """A non-empty string (names, client keys)."""
+    """A non-empty string (names, client keys) that is valid Unicode.
+
+    Lone surrogates (``os.fsdecode`` of a file name that is not UTF-8 gives
+    ``'caf\\udce9.txt'``) cannot be sent as UTF-8 JSON; the server would fail on them. They
+    are refused, not replaced: a replaced name would silently differ from the file's, and
+    two different names could become the same one (and the same ``client_key``)."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not value.strip():
         raise ValueError(f"{name} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{name} {value!r} is not valid UTF-8 text (it holds undecodable bytes, as "
+            "os.fsdecode keeps them from a name in another encoding); the API takes UTF-8 only"
+        ) from None
     return value
+
+
+def require_content_type(value: Any, name: str = "content_type") -> str:
+    """A media type for a ``Content-Type`` header: printable ASCII only. CR/LF would
+    split the storage PUT's headers (aiohttp refuses them only at that PUT, after
+    ``/initiate`` reserved an upload); other control or non-ASCII characters are not
+    valid in a header value either."""
+    text = require_text(value, name)
+    bad = next((c for c in text if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise ValueError(
+            f"{name} must be printable ASCII (a media type such as 'text/plain'); "
+            f"{text!r} contains {bad!r}"
+        )
+    return text
 
 
 def require_days(value: Any, name: str = "expires_in_days") -> int:

@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -112,9 +113,11 @@ class UploadJournal:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> UploadJournal:
         """Read the journal at ``path``; ValueError if it is not a valid journal of this
-        format version (FileNotFoundError if there is none)."""
+        format version, or if another user owns it or could have written it (group- or
+        world-writable), as ssh treats its keys; FileNotFoundError if there is none."""
         path = os.path.abspath(os.fspath(path))
         with open(path, "rb") as fh:
+            _check_trusted(path, os.fstat(fh.fileno()))
             raw = fh.read()
         try:
             return cls._parse(path, json.loads(raw))
@@ -455,6 +458,24 @@ def journal_location(value: Any, spec: SourceSpec) -> str:
     if path == os.path.abspath(os.fspath(spec.origin)):
         raise ValueError("the resume journal cannot be the file being uploaded")
     return path
+
+
+def _check_trusted(path: str, st: os.stat_result) -> None:
+    """A journal decides which stored parts become the file and where its bytes go (the
+    URLs): one another user wrote, or could have, is refused (checked on the opened file)."""
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: no POSIX owner or mode bits to go by
+        return
+    problems = []
+    if st.st_uid != getuid():
+        problems.append(f"it is owned by uid {st.st_uid}, not by this user (uid {getuid()})")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append(f"its mode {stat.S_IMODE(st.st_mode):04o} lets others write it")
+    if problems:
+        raise ValueError(
+            f"refusing the resume journal {path}: {' and '.join(problems)}, so it may not be "
+            "the one this SDK wrote (journals are created 0600); delete it to start over"
+        )
 
 
 def _typed(obj: Any, key: str, kind: type) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 import aiofiles.base
 
 from .._exceptions import NotRegularFileError
+from .._validate_args import require_content_type, require_text
 from ._buffers import CHUNK
 from ._checksum import Sha256
 from ._readers import (
@@ -72,9 +73,9 @@ def describe(
     """Validate ``source`` and the naming options; raises TypeError/ValueError, no I/O
     beyond ``stat``."""
     if name is not None:
-        _check_text(name, "name")
+        require_text(name, "name")
     if content_type is not None:
-        _check_text(content_type, "content_type")
+        require_content_type(content_type)
     if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
         raise TypeError(f"size must be an int, not {type(size).__name__}")
     if size is not None and size < 0:
@@ -82,16 +83,9 @@ def describe(
     kind, known, default_name = _classify(source)
     if size is not None and known is not None and size != known:
         raise ValueError(f"size={size} does not match the source's {known} bytes")
-    final_name = name or default_name
+    final_name = name or require_text(default_name, "the file name (give another with name=)")
     ctype = content_type or mimetypes.guess_type(final_name, strict=False)[0]
     return SourceSpec(source, kind, final_name, ctype, known if known is not None else size)
-
-
-def _check_text(value: Any, what: str) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty")
 
 
 def _classify(source: Any) -> tuple[str, int | None, str]:

@@ -74,6 +74,14 @@ def _err(loc: list[str | int], typ: str, msg: str, value: object = None) -> JSON
     return {"loc": loc, "msg": msg, "type": typ, "input": value}
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_value(loc: list[str | int], spec: F, value: object) -> JSON | None:
     """Validation error for one value, or None when it is acceptable."""
     if value is None:
@@ -85,6 +93,11 @@ def check_value(loc: list[str | int], spec: F, value: object) -> JSON | None:
     if not ok:
         typ, msg = _TYPE_NAMES[spec.kind]
         return _err(loc, typ, msg, value)
+    if isinstance(value, str) and not _is_unicode(value):
+        # JSON's "\udce9" escapes decode to lone surrogates, which no UTF-8 column, file
+        # name or header can hold: a validation error, not a 500 at the database.
+        shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return _err(loc, "string_unicode", "Input should be a valid string", shown)
     if isinstance(value, str | list):
         if spec.min_length is not None and len(value) < spec.min_length:
             return _err(

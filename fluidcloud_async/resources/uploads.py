@@ -9,7 +9,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._models import File, UploadTicket
-from .._validate_args import optional_id, require_id, require_size, require_text
+from .._validate_args import (
+    optional_id,
+    require_content_type,
+    require_id,
+    require_size,
+    require_text,
+)
 from .._validation import validate_response
 from ._base import Resource
 
@@ -34,7 +40,7 @@ class Uploads(Resource):
             "space_id": require_id(space_id, "space_id"),
         }
         if content_type is not None:
-            body["content_type"] = require_text(content_type, "content_type")
+            body["content_type"] = require_content_type(content_type)
         if folder_id is not None:
             body["folder_id"] = require_id(folder_id, "folder_id")
         data = await self._transport.request(
@@ -79,7 +85,7 @@ class Uploads(Resource):
         elif parts:
             raise ValueError("parts were given without upload_id")
         optional = {
-            "mime": mime,
+            "mime": None if mime is None else require_content_type(mime, "mime"),
             "sha256": sha256,
             "folder_id": optional_id(folder_id, "folder_id"),
             "client_key": None if client_key is None else require_text(client_key, "client_key"),
