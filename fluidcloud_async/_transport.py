@@ -429,7 +429,7 @@ def _error_from(
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and "detail" in parsed:
-        detail = parsed["detail"]
+        detail = _hide_secret_inputs(parsed["detail"])
     elif parsed is not None:
         detail = parsed
     elif body.strip():
@@ -448,6 +448,24 @@ def _error_from(
     if cls is RateLimitError:
         return RateLimitError(message, retry_after=parse_retry_after(headers), **kwargs)
     return cls(message, **kwargs)
+
+
+#: Request fields whose value a validation error must not carry back (FastAPI echoes the
+#: rejected ``input`` in each 422 item).
+_SECRET_FIELDS = frozenset({"password"})
+
+
+def _hide_secret_inputs(detail: Any) -> Any:
+    if not isinstance(detail, list):
+        return detail
+    out = []
+    for item in detail:
+        loc = item.get("loc") if isinstance(item, dict) else None
+        if isinstance(loc, list) and _SECRET_FIELDS.intersection(map(str, loc)):
+            item = {**item, "input": "<redacted>"} if "input" in item else item
+            item.pop("ctx", None)  # may quote the value too
+        out.append(item)
+    return out
 
 
 def _error_code(detail: Any) -> str | None:
