@@ -77,7 +77,8 @@ async def fluidcloud(fluidcloud_emulator: Emulator) -> AsyncIterator[AsyncFluidC
     """An ``AsyncFluidCloud`` connected to the emulator, closed after the test."""
     from fluidcloud_async import AsyncFluidCloud
 
+    # The emulator is on loopback: a proxy from the environment could not reach it.
     async with AsyncFluidCloud(
-        fluidcloud_emulator.api_key, base_url=fluidcloud_emulator.base_url
+        fluidcloud_emulator.api_key, base_url=fluidcloud_emulator.base_url, trust_env=False
     ) as client:
         yield client

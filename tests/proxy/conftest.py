@@ -117,12 +117,3 @@ def auth_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     for started in _start(tmp_path_factory.mktemp("auth-proxy"), "--basic-auth", "fc:pr0xy-s3cret"):
         started.credentials = "fc:pr0xy-s3cret"
         yield started
-
-
-@pytest.fixture(autouse=True)
-def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy variable leaks in from the machine or from another test."""
-    for name in PROXY_ENV:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.delenv("REQUEST_METHOD", raising=False)
