@@ -15,7 +15,7 @@ import click
 
 from .._version import __version__
 from ._context import Settings, get_settings
-from ._output import error_line, redact
+from ._output import echo, error_line, redact, terminal_safe
 from ._params import AliasedGroup
 
 EXIT_ERROR = 1
@@ -30,7 +30,7 @@ class _RedactingFilter(logging.Filter):
         self.secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self.secrets)
+        record.msg = terminal_safe(redact(record.getMessage(), self.secrets), multiline=True)
         record.args = None
         return True
 
@@ -41,18 +41,23 @@ class RootGroup(AliasedGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+        except click.ClickException as exc:  # click prints it: its text may quote input
+            # Typed Final in click's stubs, but plain data: rewritten, not re-created (a
+            # UsageError keeps its context and exit status).
+            setattr(exc, "message", terminal_safe(exc.message))  # noqa: B010
+            raise
+        except (click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise  # click's own handling (BrokenPipe: `fluidcloud ... | head` ends quietly)
         except KeyboardInterrupt:
-            click.echo("fluidcloud: interrupted", err=True)
+            echo("fluidcloud: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
             if settings.debug:
                 text = "".join(traceback.format_exception(exc))
-                click.echo(redact(text, settings.secrets()).rstrip(), err=True)
+                echo(redact(text, settings.secrets()).rstrip(), err=True, multiline=True)
             line = error_line(exc, hint=not settings.debug)
-            click.echo(f"fluidcloud: error: {redact(line, settings.secrets())}", err=True)
+            echo(f"fluidcloud: error: {redact(line, settings.secrets())}", err=True)
             ctx.exit(EXIT_ERROR)
 
 
@@ -70,7 +75,7 @@ def _setup_debug(ctx: click.Context, settings: Settings) -> None:
         logger.setLevel(previous)
 
     ctx.call_on_close(restore)
-    click.echo(f"debug: {settings.describe()}", err=True)
+    echo(f"debug: {settings.describe()}", err=True)
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,7 +8,7 @@ from .._client import AsyncFluidCloud
 from .._models import File, Link, Preview
 from .._types import NOT_GIVEN, NotGiven
 from ._context import get_settings, run_client
-from ._output import format_value, show_list, show_message, show_record, show_trashed
+from ._output import echo, format_value, show_list, show_message, show_record, show_trashed
 from ._params import ID, TEXT, AliasedGroup, destination, json_option
 
 COLUMNS = ("id", "original_name", "size", "scan_status", "client_key")
@@ -168,9 +168,9 @@ def _show_link(link: Link) -> None:
     if get_settings().json:
         show_record(link)
         return
-    click.echo(link.url)
+    echo(link.url)
     expires = format_value("expires_at", link.expires_at) if link.expires_at else "never"
-    click.echo(
+    echo(
         f"share {link.id}, permission {link.permission}, expires {expires} "
         f"(revoke: fluidcloud shares revoke {link.id})",
         err=True,
@@ -237,7 +237,7 @@ def wait_until_clean(file_id: str, timeout: float) -> None:
     if get_settings().json:
         show_record(file)
     else:
-        click.echo(f"{file.id} {file.original_name}: {file.scan_status}")
+        echo(f"{file.id} {file.original_name}: {file.scan_status}")
 
 
 files.add_alias("rm", "delete")

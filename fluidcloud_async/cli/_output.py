@@ -1,8 +1,14 @@
-"""Rendering results (compact tables or JSON) and one-line error messages."""
+"""Rendering results (compact tables or JSON) and one-line error messages.
+
+Everything the CLI prints passes through :func:`terminal_safe` (via :func:`echo`,
+:func:`cell` or :func:`emit_json`): names, error details and URLs come from the server, and
+a name like ``ESC]0;...BEL`` must not retitle or clear the user's terminal.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -23,6 +29,39 @@ from ._context import get_settings
 _BYTE_FIELDS = frozenset({"size", "bytes_used", "bytes_limit"})
 _LIMIT_FIELDS = frozenset({"bytes_limit", "links_limit"})
 
+# What a terminal acts on or cannot print: C0 controls (ESC starts CSI/OSC sequences, BEL
+# ends them, CR/BS overwrite), DEL, C1 controls (0x9b is an 8-bit CSI), lone surrogates
+# (undecodable file names; not encodable for output), line/paragraph separators and the
+# bidi embeddings, overrides and isolates (they reorder what is shown).
+_OTHER_UNSAFE = r"\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE_TEXT = re.compile(rf"[\x00-\x1f\x7f-\x9f{_OTHER_UNSAFE}]")
+_UNSAFE_LINES = re.compile(rf"[\x00-\x09\x0b-\x1f\x7f-\x9f{_OTHER_UNSAFE}]")  # keeps \n
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+def terminal_safe(text: str, *, multiline: bool = False) -> str:
+    """``text`` with every C0/C1 control character, DEL, lone surrogate, line separator
+    and bidi control written as a ``\\uXXXX`` escape (``multiline`` keeps ``\\n``).
+
+    The escape is the same in JSON, Python and JavaScript strings, so applied to JSON text
+    it changes no value (JSON itself escapes only C0). A backslash already in ``text`` is
+    left as it is.
+    """
+    return (_UNSAFE_LINES if multiline else _UNSAFE_TEXT).sub(_escape, text)
+
+
+def echo(text: str, *, err: bool = False, multiline: bool = False) -> None:
+    """Print a line (``multiline``: lines) made terminal-safe, on stdout or stderr."""
+    click.echo(terminal_safe(text, multiline=multiline), err=err)
+
+
+def cell(text: str) -> Text:
+    """A terminal-safe table cell (rich markup is never interpreted either)."""
+    return Text(terminal_safe(text))
+
 
 def console(*, stderr: bool = False, width: int | None = None) -> Console:
     """A console that never interprets markup in API data and, when piped, never wraps."""
@@ -35,7 +74,10 @@ def console(*, stderr: bool = False, width: int | None = None) -> Console:
 
 
 def print_table(table: Table) -> None:
-    """Print a table on stdout without the trailing padding rich adds to each row."""
+    """Print a table on stdout without the trailing padding rich adds to each row.
+
+    Its cells must be made with :func:`cell`: the rendered text is printed as it is (on a
+    terminal it holds rich's own styling sequences)."""
     out = console()
     natural = out.measure(table, options=out.options.update_width(10_000)).maximum
     if natural > out.width:
@@ -52,8 +94,9 @@ def dump(model: BaseModel) -> dict[str, Any]:
 
 
 def emit_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """Print ``data`` as indented JSON on stdout (C1 controls and the like escaped as
+    ``\\uXXXX``: the same values, but nothing a terminal acts on)."""
+    echo(json.dumps(data, indent=2, ensure_ascii=False), multiline=True)
 
 
 def human_bytes(n: int) -> str:
@@ -92,7 +135,7 @@ def show_record(model: BaseModel) -> None:
     for name in type(model).model_fields:
         value = getattr(model, name)
         if value is not None:
-            table.add_row(Text(name), Text(format_value(name, value)))
+            table.add_row(cell(name), cell(format_value(name, value)))
     print_table(table)
 
 
@@ -102,16 +145,19 @@ def show_list(models: Sequence[BaseModel], columns: Sequence[str], *, empty: str
         emit_json([dump(m) for m in models])
         return
     if not models:
-        click.echo(empty)
+        echo(empty)
         return
-    rows = [[format_value(c, getattr(model, c, None)) for c in columns] for model in models]
+    rows = [
+        [terminal_safe(format_value(c, getattr(model, c, None))) for c in columns]
+        for model in models
+    ]
     table = Table(box=None, pad_edge=False, header_style="bold")
     for i, column in enumerate(columns):
         # Ids are for copying: never shrink them; other cells wrap rather than truncate.
         widest = max(len(row[i]) for row in rows) if column.endswith("id") else None
         table.add_column(column, overflow="fold", min_width=widest)
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(*(Text(text) for text in row))  # made safe above
     print_table(table)
 
 
@@ -120,7 +166,7 @@ def show_message(text: str, data: Mapping[str, Any] | Sequence[Any]) -> None:
     if get_settings().json:
         emit_json(data)
     else:
-        click.echo(text)
+        echo(text)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -168,4 +214,4 @@ def show_trashed(resource: str, item_id: str, model: BaseModel | None) -> None:
     if get_settings().json:
         emit_json(dump(model) if model is not None else {"id": item_id})
         return
-    click.echo(f"moved {item_id} to the trash (undo: fluidcloud {resource} restore {item_id})")
+    echo(f"moved {item_id} to the trash (undo: fluidcloud {resource} restore {item_id})")

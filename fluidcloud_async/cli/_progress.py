@@ -11,7 +11,6 @@ import sys
 import time
 from types import TracebackType
 
-import click
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,7 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ._output import console, human_bytes
+from ._output import console, echo, human_bytes, terminal_safe
 
 PLAIN_INTERVAL = 2.0  # seconds between two overall lines in plain mode
 
@@ -39,6 +38,8 @@ def _eta(done: int, total: int, elapsed: float) -> str:
 
 
 def _short(label: str, width: int = 40) -> str:
+    """A bar's description: terminal-safe (server names), shortened from the left."""
+    label = terminal_safe(label)
     return label if len(label) <= width else "..." + label[-(width - 3) :]
 
 
@@ -95,8 +96,8 @@ class Display:
         """Stop the display."""
 
     def log(self, message: str) -> None:
-        """A line for the user (kept clear of the live area)."""
-        click.echo(message, err=True)
+        """A line for the user (kept clear of the live area), made terminal-safe."""
+        echo(message, err=True)
 
     def add_file(self, label: str, total: int | None) -> FileTask:
         """Track one file's bytes."""
@@ -205,7 +206,7 @@ class RichDisplay(Display):
         self.progress.stop()
 
     def log(self, message: str) -> None:
-        self.progress.console.print(message, markup=False, highlight=False)
+        self.progress.console.print(terminal_safe(message), markup=False, highlight=False)
 
     def add_file(self, label: str, total: int | None) -> FileTask:
         task = super().add_file(label, total)

@@ -7,7 +7,7 @@ import click
 from .._client import AsyncFluidCloud
 from .._models import Quota
 from ._context import get_settings, run_client
-from ._output import dump, emit_json, format_value
+from ._output import dump, echo, emit_json, format_value
 from ._params import AliasedGroup, json_option
 
 
@@ -31,4 +31,4 @@ def usage() -> None:
     storage = f"{format_value('bytes_used', q.bytes_used)} of "
     storage += format_value("bytes_limit", q.bytes_limit)
     links = f"{q.links_used} of {format_value('links_limit', q.links_limit)}"
-    click.echo(f"storage: {storage}\nlinks:   {links}")
+    echo(f"storage: {storage}\nlinks:   {links}", multiline=True)

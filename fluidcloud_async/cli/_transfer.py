@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ import click
 from .._client import AsyncFluidCloud
 from .._models import File
 from .._transfer._bulk import UploadResult
+from .._transfer._download import local_name
 from ._context import get_settings, run_client
 from ._output import dump, error_line, human_bytes, show_list, show_message
 from ._params import ID, TEXT, json_option
@@ -232,12 +235,6 @@ def upload(quiet: bool, **options: Any) -> None:
         click.get_current_context().exit(1)
 
 
-def _local_name(file: File) -> str:
-    """A safe filename for ``file`` inside a directory (never a path that escapes it)."""
-    name = Path(file.original_name.replace("\\", "/")).name
-    return name if name not in ("", ".", "..") else file.id
-
-
 def _split_download_args(args: tuple[str, ...], client_key: str | None) -> tuple[str | None, str]:
     if client_key is not None:
         if len(args) != 1:
@@ -259,14 +256,26 @@ def _split_download_args(args: tuple[str, ...], client_key: str | None) -> tuple
     help="Ranged GETs in flight for large files.",
 )
 @click.option("--no-verify", is_flag=True, help="Skip the SHA-256 check of the bytes.")
+@click.option(
+    "-f", "--force", is_flag=True, help="Replace an existing file (it keeps its permissions)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 def download(
-    args: tuple[str, ...], client_key: str | None, concurrency: int, no_verify: bool, quiet: bool
+    args: tuple[str, ...],
+    client_key: str | None,
+    concurrency: int,
+    no_verify: bool,
+    force: bool,
+    quiet: bool,
 ) -> None:
     """Download a file to DEST (a path, a directory, or - for stdout), verified.
 
-    The bytes land beside DEST and are renamed into place only when complete.
+    The bytes land beside DEST and are moved into place only when complete. An existing
+    file is never replaced without --force (exit status 1). Into a directory, the file
+    keeps its stored name unless that name is unsafe here (a dotfile, '..', a path, control
+    characters, too long): then it is named after its id. The result line says what was
+    checked: the size always, the SHA-256 when the record has one (not with --no-verify).
     """
     file_id, dest_arg = _split_download_args(args, client_key)
     to_stdout = dest_arg == "-"
@@ -281,19 +290,25 @@ def download(
             file = await fc.files.resolve(client_key)
         dest = Path(dest_arg)
         if not to_stdout and await anyio.Path(dest).is_dir():
-            dest = dest / _local_name(file)
+            dest = dest / local_name(file, str(dest))
+        if not to_stdout and not force and await anyio.to_thread.run_sync(os.path.lexists, dest):
+            raise _exists(dest)  # before the download, not after it
         title = f"downloading {file.id} ({human_bytes(file.size or 0)}) to {dest_arg}"
         with make_display(file.size or 0, 1, quiet=quiet, title=title) as display:
             task = display.add_file(file.original_name, file.size)
             target: Any = sys.stdout.buffer if to_stdout else dest
             # A failure propagates to the root group, which prints its one line.
-            file = await fc.files.download(
-                file.id,
-                target,
-                progress=task.update,
-                max_concurrency=concurrency,
-                verify=not no_verify,
-            )
+            try:
+                file = await fc.files.download(
+                    file.id,
+                    target,
+                    progress=task.update,
+                    max_concurrency=concurrency,
+                    verify=not no_verify,
+                    overwrite=force,
+                )
+            except FileExistsError:  # created while downloading: still not replaced
+                raise _exists(dest) from None
             task.finish(True)
         return file, "-" if to_stdout else str(dest)
 
@@ -301,11 +316,44 @@ def download(
     if to_stdout:
         sys.stdout.buffer.flush()
         return
-    checked = "not verified" if no_verify else "SHA-256 verified"
+    checked = checks_done(file, verify=not no_verify)
     show_message(
-        f"downloaded {file.id} ({human_bytes(file.size or 0)}) to {where}, {checked}",
-        {"path": where, "verified": not no_verify, "file": dump(file)},
+        f"downloaded {file.id} ({human_bytes(file.size or 0)}) to {where}, "
+        f"{describe_checks(checked, no_verify=no_verify)}",
+        {
+            "path": where,
+            # "verified" is true only when the bytes' SHA-256 matched the record's.
+            "verified": "sha256" in checked,
+            "sha256_verified": "sha256" in checked,
+            "checked": checked,
+            "file": dump(file),
+        },
     )
+
+
+def _exists(dest: Path) -> FileExistsError:
+    return FileExistsError(
+        errno.EEXIST, "the destination exists (use --force to replace it)", str(dest)
+    )
+
+
+def checks_done(file: File, *, verify: bool) -> list[str]:
+    """What ``files.download`` checked the bytes against: ``size`` (whenever the record
+    has one) and ``sha256`` (with ``verify`` and a hash on the record)."""
+    checked = [] if file.size is None else ["size"]
+    if verify and file.sha256:
+        checked.append("sha256")
+    return checked
+
+
+def describe_checks(checked: list[str], *, no_verify: bool) -> str:
+    """``checked`` in words, saying plainly when the SHA-256 was not checked and why."""
+    size = "size" in checked
+    if "sha256" in checked:
+        return "size and SHA-256 verified" if size else "SHA-256 verified (no size on record)"
+    lead = "size verified" if size else "nothing verified (no size on record)"
+    why = "SHA-256 not verified (--no-verify)" if no_verify else "no SHA-256 on record"
+    return f"{lead}; {why}"
 
 
 def register(group: click.Group) -> None:

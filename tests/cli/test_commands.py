@@ -106,8 +106,9 @@ def test_download_variants(fcx: Cli, clean_file: dict[str, Any], tmp_path: Path)
     info = fcx.json("files", "download", "--client-key", file["client_key"], str(target))
     assert target.read_bytes() == data
     assert (info["path"], info["verified"], info["file"]["id"]) == (str(target), True, file["id"])
-    unverified = fcx("files", "download", file["id"], str(target), "--no-verify", "-q")
-    assert "not verified" in unverified.stdout
+    fcx("files", "download", file["id"], str(target), "-q", code=1)  # exists: refused
+    unverified = fcx("files", "download", file["id"], str(target), "--no-verify", "-q", "--force")
+    assert "SHA-256 not verified (--no-verify)" in unverified.stdout
     assert unverified.stderr == ""
     piped = CliRunner().invoke(cli, ["files", "download", file["id"], "-"], env=fcx.emulator.env)
     assert piped.exit_code == 0
