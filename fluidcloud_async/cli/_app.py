@@ -96,7 +96,8 @@ def _setup_debug(ctx: click.Context, settings: Settings) -> None:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="Per-request timeout (default 300).",
+    help="Seconds (default 300). An API call's attempt must finish within it; a storage "
+    "transfer only must not stall that long (no progress), however long it runs.",
 )
 @click.option(
     "--max-retries",
