@@ -113,6 +113,8 @@ class SessionHolder:
     def resource(self, key: Hashable, factory: Callable[[], _R]) -> _R:
         """The client's resource for ``key``, made by ``factory`` on first use; shared by
         the client and its copies and closed with them (no module-level registry)."""
+        if self._closed:  # one made now would never be closed
+            raise ClientClosed("the client is closed; create a new AsyncFluidCloud")
         if key not in self._resources:
             self._resources[key] = factory()
         return self._resources[key]  # type: ignore[return-value]

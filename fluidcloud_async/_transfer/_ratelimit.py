@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from .._exceptions import RateLimitError
+from .._retry import ClientClosed
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -250,6 +251,7 @@ class RedisStore:
         # One take() at a time per process: tasks racing each other between the check and
         # the take of a two-budget request wasted slots (measured: 9 of 60 in a window).
         self._lock = anyio.Lock()
+        self._closed = False
 
     @property
     def expiry(self) -> int:
@@ -260,6 +262,8 @@ class RedisStore:
         return time.time()
 
     def _connect(self) -> tuple[redis.asyncio.Redis, RedisStorage]:
+        if self._closed:  # a late request would otherwise reopen connections nobody closes
+            raise ClientClosed("the client is closed; create a new AsyncFluidCloud")
         if self._redis is None or self._storage is None:
             # Imported here: the [redis] extra is optional and memory:// needs neither.
             import redis.asyncio
@@ -318,6 +322,7 @@ class RedisStore:
         await client.pexpire(self._throttle_key, max(1, math.ceil(ttl * 1000)))
 
     async def aclose(self) -> None:
+        self._closed = True
         redis, self._redis, self._storage = self._redis, None, None
         if redis is not None:
             await redis.aclose()

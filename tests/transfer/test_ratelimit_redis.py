@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio
 
 from fluidcloud_async import AsyncFluidCloud, RateLimit
+from fluidcloud_async._retry import ClientClosed
 from fluidcloud_async._transfer._ratelimit import RateLimiter, rate_limiter
 
 URI = "redis://fake:6379/0"
@@ -124,6 +125,8 @@ async def test_client_close_closes_the_redis_connections(server: fakeredis.FakeS
     assert store._redis is not None  # type: ignore[attr-defined]
     await fc.close()
     assert store._redis is None  # type: ignore[attr-defined]
+    with pytest.raises(ClientClosed):  # no connection reopened after close
+        await limiter.acquire("GET", "/x")
 
 
 def test_validation_and_repr() -> None:
