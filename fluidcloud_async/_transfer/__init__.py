@@ -49,6 +49,12 @@ to a discarding loopback sink in its own process, medians of 5) and
   handshake, no pooled buffers. Bulk ingest of 2000 x 64 KiB files (``benchmarks.run
   --only bulk``) spent ~2x the naive gather's client CPU on those fixed per-file costs.
   Memory stays bounded by slots x 256 KiB.
+* **Source identity, not a second read.** The parts (sendfile included) and the hash pass
+  read the same descriptor at different times, so neither sees what the other read. What
+  ties them to one version of the file is its ``fstat`` identity (size, mtime_ns,
+  ctime_ns, inode, device) taken at open and compared again after the last part and the
+  hash pass, before ``/complete`` (``SourceChangedError``). Re-reading to compare would
+  double the read cost and still race a writer; the identity check costs two syscalls.
 * **Not adopted.** ``send()`` from an ``mmap`` of the file beat sendfile on this kernel's
   loopback in a raw test, but a file truncated during the upload would kill the process
   with SIGBUS; sendfile and preadv report a short read instead.
