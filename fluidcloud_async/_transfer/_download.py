@@ -141,7 +141,7 @@ async def _get_range(
                         # Checked before anything of the chunk is written or buffered.
                         raise StorageProtocolError(
                             f"file {file_id}: the storage sent more than the "
-                            f"{end - start} bytes of {_span(start, end)}",
+                            f"{end - start} bytes asked for{_span(start, end)}",
                             file_id=file_id,
                         )
                     batch.append(chunk)
@@ -176,7 +176,7 @@ async def _get_range(
 
 
 def _span(start: int, end: int) -> str:
-    return "the file" if start == 0 else f"the range {start}-{end - 1}"
+    return f" (bytes {start}-{end - 1})" if end > start else ""
 
 
 def _check_answer(resp: aiohttp.ClientResponse, pos: int, end: int | None, file_id: str) -> None:
@@ -194,7 +194,7 @@ def _check_answer(resp: aiohttp.ClientResponse, pos: int, end: int | None, file_
     if end is not None and length is not None and length > end - pos:
         raise StorageProtocolError(
             f"file {file_id}: the storage announced {length} bytes where "
-            f"{end - pos} remain (bytes {pos}-{end - 1})",
+            f"{end - pos} remain{_span(pos, end)}",
             file_id=file_id,
         )
     if resp.status == 206 and (header := resp.headers.get("Content-Range")) is not None:

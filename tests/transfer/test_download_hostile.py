@@ -161,6 +161,20 @@ async def test_oversize_body_to_file_object(
     assert len(storage.requests) == 1
 
 
+async def test_empty_record_served_with_bytes(
+    fc: AsyncFluidCloud, storage: Storage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    serve_record(fc, monkeypatch, storage, b"")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await stream(request, b"surprise")
+
+    storage.handler = handler
+    with pytest.raises(StorageProtocolError, match="more than the 0 bytes"):
+        await fc.files.download("f1", tmp_path / "empty.bin")
+    assert os.listdir(tmp_path) == []
+
+
 async def test_ranges_with_extra_bytes_fail_without_retry(
     fc: AsyncFluidCloud,
     storage: Storage,
