@@ -248,10 +248,12 @@ class RedisStore:
         self._throttle_key = f"{self._prefix}:throttle"
         self._redis: redis.asyncio.Redis | None = None
         self._storage: RedisStorage | None = None
-        # One take() at a time per process: tasks racing each other between the check and
-        # the take of a two-budget request wasted slots (measured: 9 of 60 in a window).
+        # One Redis call at a time per process: tasks racing each other between the check
+        # and the take of a two-budget request wasted slots (measured: 9 of 60 in a window),
+        # and a call that has to open a new connection would stamp its entry late.
         self._lock = anyio.Lock()
         self._closed = False
+        self._warm = False
 
     @property
     def expiry(self) -> int:
@@ -285,6 +287,13 @@ class RedisStore:
 
     async def _take(self, wanted: Sequence[tuple[str, int, int]]) -> float:
         _redis, storage = self._connect()
+        if not self._warm:
+            # limits stamps an entry with time.time() before its call reaches Redis; the
+            # first call also connects and loads the Lua scripts (100s of ms under load),
+            # and an entry stamped that early expires early: one 429 per run, measured.
+            await storage.get_moving_window("warm-up", 1, 1)
+            await storage.acquire_entry("warm-up", 1, 1)
+            self._warm = True
         # Check every budget against this client's (shared, shrunk) cap first...
         windows = [await storage.get_moving_window(b, cap, self._expiry) for b, cap, _ in wanted]
         now = time.time()
@@ -307,7 +316,8 @@ class RedisStore:
 
     async def throttle(self) -> tuple[float, float]:
         client, _storage = self._connect()
-        until, scale = await client.hmget(self._throttle_key, ["until", "scale"])
+        async with self._lock:
+            until, scale = await client.hmget(self._throttle_key, ["until", "scale"])
         if until is None or scale is None:
             return float("-inf"), 1.0
         return float(until), float(scale)
