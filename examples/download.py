@@ -35,8 +35,12 @@ async def main(argv: list[str]) -> None:
         def progress(done: int, total: int) -> None:
             print(f"\r{done}/{total} bytes", end="", flush=True)
 
-        result = await fc.files.download(file.id, dest, progress=progress)
-        print(f"\nsaved {result.size} bytes to {dest}, sha256 verified: {result.sha256}")
+        try:
+            result = await fc.files.download(file.id, dest, progress=progress)
+        except FileExistsError:
+            sys.exit(f"{dest} exists: not replaced (pass overwrite=True to replace it)")
+        checked = f"sha256 verified: {result.sha256}" if result.sha256 else "no sha256 on record"
+        print(f"\nsaved {result.size} bytes to {dest}, size verified, {checked}")
 
 
 if __name__ == "__main__":
