@@ -3,8 +3,9 @@
 1. The reference must be complete. After the pages are read, every name in
    ``fluidcloud_async.__all__``, ``fluidcloud_async.emulator.__all__``, the resource
    namespaces (``fc.files`` ...) and the pytest plugin's fixtures must have a ``::: path``
-   directive on some page, and each of them (and every public method or property of a
-   public class) needs a docstring. Anything missing fails the build, listed by name.
+   directive on some page; each of them, and every public method or property of a public
+   class, needs a docstring in Markdown (no reStructuredText roles) whose ``Args:`` names
+   every parameter. Anything missing fails the build, listed by name.
 2. ``<!-- include: PATH [from "HEADING"] -->`` embeds a repository file at build time, so
    the page and the file cannot drift: the Benchmarks page embeds BENCHMARKS.md (written by
    ``nox -s bench``, whose plot is copied into the site), the emulator guide the emulator's
@@ -62,29 +63,85 @@ def _has_docstring(obj: griffe.Object | griffe.Alias) -> bool:
     return bool(obj.docstring and obj.docstring.value.strip())
 
 
-def missing_docstrings(paths: list[str]) -> list[str]:
-    """Public objects (and public methods of public classes) without a docstring."""
+RST = re.compile(r":(?:class|meth|func|data|attr|exc|mod|obj):`|::\n")
+
+
+def _arguments(func: griffe.Function) -> list[str]:
+    """Parameters a caller passes (not self/cls, not private test seams, not *args)."""
+    return [
+        p.name
+        for p in func.parameters
+        if p.name not in ("self", "cls")
+        and not p.name.startswith("_")
+        and p.kind not in (griffe.ParameterKind.var_positional, griffe.ParameterKind.var_keyword)
+    ]
+
+
+def _documented_arguments(obj: griffe.Object) -> set[str] | None:
+    """Names in the docstring's Args section(s); None when it has no such section."""
+    if obj.docstring is None:
+        return None
+    sections = [
+        section
+        for section in obj.docstring.parse(griffe.Parser.google, warnings=False)
+        if section.kind is griffe.DocstringSectionKind.parameters
+    ]
+    if not sections:
+        return None
+    return {parameter.name for section in sections for parameter in section.value}
+
+
+def _check(path: str, obj: griffe.Object, problems: list[str], *, arguments: bool) -> None:
+    if not _has_docstring(obj):
+        problems.append(f"no docstring: {path}")
+        return
+    assert obj.docstring is not None
+    if RST.search(obj.docstring.value):
+        problems.append(
+            f"{path}: reStructuredText in the docstring (:class:`x`, '::'); write Markdown: "
+            "[`x`][fluidcloud_async.x], a fenced ```python block"
+        )
+    if not arguments:
+        return
+    if obj.is_function:
+        wanted = _arguments(obj)  # type: ignore[arg-type]
+        have = _documented_arguments(obj) or set()
+    elif obj.is_class and "__init__" in obj.members and not obj.members["__init__"].is_alias:
+        wanted = _arguments(obj.members["__init__"])  # type: ignore[arg-type]
+        found = _documented_arguments(obj)
+        if found is None:  # a class users don't build, or a dataclass: its fields say it
+            return
+        have = found
+    else:
+        return
+    for name in wanted:
+        if name not in have:
+            problems.append(f"{path}: parameter {name!r} is not in the docstring's Args")
+
+
+def docstring_problems(paths: list[str]) -> list[str]:
+    """What the reference would lack: a public object (or a public method or property of a
+    public class) without a docstring, a parameter missing from the Args section, or
+    reStructuredText markup that Markdown would show raw."""
     loader = griffe.GriffeLoader(docstring_parser=griffe.Parser.google, search_paths=[str(ROOT)])
     loader.load("fluidcloud_async")
     loader.resolve_aliases(implicit=False, external=False)
     package = loader.modules_collection["fluidcloud_async"]
-    missing = []
+    problems: list[str] = []
     for path in paths:
         obj = package[path.removeprefix("fluidcloud_async.")]
         target = obj.final_target if obj.is_alias else obj
-        if not _has_docstring(target):
-            missing.append(path)
+        _check(path, target, problems, arguments=True)
         if target.is_class:
             for member in _public_members(target):
-                if not _has_docstring(member):
-                    missing.append(f"{path}.{member.name}")
+                _check(f"{path}.{member.name}", member, problems, arguments=True)
         if target.is_module:
             for member in target.members.values():
                 if member.is_alias or member.name.startswith("_") or not member.is_function:
                     continue
-                if not _has_docstring(member):
-                    missing.append(f"{path}.{member.name}")
-    return missing
+                # pytest fixtures: their parameters are other fixtures, not arguments.
+                _check(f"{path}.{member.name}", member, problems, arguments=False)
+    return problems
 
 
 def on_pre_build(config: Any) -> None:
@@ -104,7 +161,7 @@ def on_env(env: Any, config: Any, files: Files) -> Any:
         for n in expected
         if n not in _documented
     ]
-    problems += [f"no docstring: {n}" for n in missing_docstrings(expected)]
+    problems += docstring_problems(expected)
     # Logged, not raised, so that one build lists every problem; mkdocs.yml sets
     # strict: true, which turns any of them into a failed build.
     for problem in problems:

@@ -12,13 +12,20 @@ not meant to run says so on the line before its fence, and the reason shows as a
 
 A Python block in any other form (```py, an indented fence, a marker this file does not
 know) fails the collection test, so no block goes untested by accident.
+
+The API reference renders the docstrings, so their ```python blocks (under ``Examples:``)
+run too: as the body of an async function where ``fc`` is a client of the emulator,
+``space`` a fresh space and ``f`` a clean file ``hello.txt`` in it (a block that defines
+``test_*`` functions runs as a pytest file instead).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import NamedTuple
 
@@ -94,4 +101,84 @@ async def test_docs_block_runs(block: Block, tmp_path: Path) -> None:
     assert result.returncode == 0, (
         f"{block.page}:{block.line} failed:\n{block.code}\n--- stdout\n"
         f"{result.stdout.decode()}\n--- stderr\n{result.stderr.decode()}"
+    )
+
+
+# ------------------------------------------------------------------ docstring examples
+
+DOCSTRING_FENCE = re.compile(
+    r"^(?P<indent>[ ]*)```python\n(?P<code>.*?)^(?P=indent)```", re.S | re.M
+)
+PREAMBLE = """\
+import asyncio
+
+import fluidcloud_async
+from fluidcloud_async import *  # noqa: F403
+from fluidcloud_async import AsyncFluidCloud
+
+
+async def _example() -> None:
+    async with AsyncFluidCloud() as fc:
+        space = await fc.spaces.create("docstring example")
+        f = await fc.files.upload(b"hello", space.id, name="hello.txt", wait_until_clean=True)
+"""
+
+
+def _public_objects() -> list[tuple[str, object]]:
+    import fluidcloud_async
+    import fluidcloud_async.emulator
+    import fluidcloud_async.pytest_plugin
+    import fluidcloud_async.resources
+
+    found: list[tuple[str, object]] = [
+        ("fluidcloud_async.pytest_plugin", fluidcloud_async.pytest_plugin)
+    ]
+    for module in (fluidcloud_async, fluidcloud_async.resources, fluidcloud_async.emulator):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            found.append((f"{module.__name__}.{name}", obj))
+            if inspect.isclass(obj):
+                found += [
+                    (f"{module.__name__}.{name}.{member}", value)
+                    for member, value in vars(obj).items()
+                    if not member.startswith("_")
+                ]
+    return found
+
+
+def _docstring_blocks() -> list[tuple[str, str]]:
+    blocks, seen = [], set()
+    for path, obj in _public_objects():
+        doc = inspect.getdoc(obj) if not isinstance(obj, (str, int, float)) else None
+        if not doc or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for i, match in enumerate(DOCSTRING_FENCE.finditer(doc)):
+            blocks.append((f"{path}#{i}", textwrap.dedent(match["code"])))
+    return blocks
+
+
+DOCSTRING_BLOCKS = _docstring_blocks()
+
+
+@pytest.mark.parametrize(
+    "code", [c for _, c in DOCSTRING_BLOCKS], ids=[i for i, _ in DOCSTRING_BLOCKS]
+)
+async def test_docstring_example_runs(code: str, tmp_path: Path) -> None:
+    if re.search(r"^(async )?def test_", code, re.M):
+        (tmp_path / "test_block.py").write_text(code, encoding="utf-8")
+        command = [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+            "test_block.py",
+        ]  # fmt: skip
+    else:
+        script = PREAMBLE + textwrap.indent(code, " " * 8) + "\n\nasyncio.run(_example())\n"
+        command = [sys.executable, "-c", script]
+    async with Emulator(EmulatorConfig(scan_delay=0.05)) as emu:
+        with anyio.fail_after(120):
+            result = await anyio.run_process(command, cwd=tmp_path, env=_env(emu), check=False)
+    assert result.returncode == 0, (
+        f"docstring example failed:\n{code}\n--- stdout\n{result.stdout.decode()}"
+        f"\n--- stderr\n{result.stderr.decode()}"
     )
