@@ -29,7 +29,7 @@ from .._exceptions import (
     RateLimitError,
     ServerError,
 )
-from .._redact import redact_url
+from .._redact import redact_text, redact_url
 from .._retry import (
     MAX_RETRY_AFTER,
     ClientClosed,
@@ -175,13 +175,10 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-_QUERY = re.compile(r"(https?://[^\s?'\"<>]+)\?[^\s'\"<>]*")
-
-
 def scrub(text: str) -> str:
-    """``text`` with the query string of every URL in it redacted (aiohttp puts the full
-    request URL, signature included, into some of its messages)."""
-    return _QUERY.sub(r"\1?<redacted>", text)
+    """``text`` with the query string (aiohttp puts the full request URL, signature
+    included, into some of its messages) and userinfo of every URL in it redacted."""
+    return redact_text(text)
 
 
 def connection_error(exc: BaseException, method: str, url: str) -> ApiConnectionError:
@@ -190,6 +187,16 @@ def connection_error(exc: BaseException, method: str, url: str) -> ApiConnection
     safe_url = redact_url(url)
     if isinstance(exc, TimeoutError):
         return ApiTimeoutError(f"storage {method} timed out", method=method, url=safe_url)
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return ConnectFailed(
+            f"cannot connect to the proxy {exc.host}:{exc.port}: {exc.os_error}",
+            method=method,
+            url=safe_url,
+        )
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # its text would quote the URL
+        return ApiConnectionError(
+            f"the proxy refused storage {method}: {exc.status}", method=method, url=safe_url
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectFailed(
             f"cannot connect to storage: {exc.os_error}", method=method, url=safe_url

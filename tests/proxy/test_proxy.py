@@ -296,3 +296,26 @@ async def test_explicit_proxy_with_a_session_is_refused() -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigurationError, match="session you pass"):
             AsyncFluidCloud("fck_test_k", base_url="https://x.test", session=session, proxy=DEAD)
+
+
+async def test_storage_through_a_failing_proxy_names_the_proxy_not_the_secret(
+    auth_proxy: Proxy, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NO_PROXY exempts the API's host:port only, so just storage goes through the proxy."""
+    from fluidcloud_async import UploadError
+
+    monkeypatch.setenv("NO_PROXY", f"127.0.0.1:{_port(emu.base_url)}")
+    monkeypatch.setenv("HTTP_PROXY", DEAD)
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, max_retries=0) as fc:
+        space = await fc.spaces.create("storage-proxy")
+        with pytest.raises(UploadError) as dead:
+            await fc.files.upload(b"x", space.id, name="x.bin")
+    assert "cannot connect to the proxy 127.0.0.1:9" in str(dead.value)
+    wrong = auth_proxy.url.replace("pr0xy-s3cret", "wr0ng-pa55")
+    monkeypatch.setenv("HTTP_PROXY", wrong)
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, max_retries=0) as fc:
+        with pytest.raises(UploadError) as refused:
+            await fc.files.upload(b"x", space.id, name="x.bin")
+    assert "407" in str(refused.value)
+    assert "wr0ng-pa55" not in _all_text(refused.value)
+    assert emu.stats.storage_puts == 0  # neither PUT got past the proxy
