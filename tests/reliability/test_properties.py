@@ -126,6 +126,12 @@ VALID_ID = st.uuids().map(str) | st.text(_ID_CHARS, min_size=1, max_size=40).fil
     lambda s: s not in {".", ".."}
 )
 VALID_TEXT = st.text(min_size=1, max_size=60).filter(lambda s: bool(s.strip()))
+#: Text that is not valid UTF-8: what os.fsdecode makes of a latin-1 file name.
+NOT_UTF8 = st.sampled_from(["caf\udce9.txt", "\ud800", "a\udcff"])
+#: A media type for a Content-Type header: printable ASCII.
+VALID_MEDIA = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1).filter(
+    lambda s: bool(s.strip())
+)
 NON_STR = st.one_of(
     st.integers(),
     st.floats(allow_nan=True),
@@ -175,6 +181,7 @@ KINDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Invalid]]] = {
         st.one_of(
             NON_STR.map(lambda v: (v, TypeError)),
             st.text(" \t\n\r\u00a0", max_size=4).map(lambda v: (v, ValueError)),
+            NOT_UTF8.map(lambda v: (v, ValueError)),
         ),
     ),
     "opt_text": (
@@ -182,6 +189,17 @@ KINDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Invalid]]] = {
         st.one_of(
             NON_STR.map(lambda v: (v, TypeError)),
             st.text(" \t\n\r\u00a0", max_size=4).map(lambda v: (v, ValueError)),
+            NOT_UTF8.map(lambda v: (v, ValueError)),
+        ),
+    ),
+    "opt_media": (
+        st.none() | VALID_MEDIA,
+        st.one_of(
+            NON_STR.map(lambda v: (v, TypeError)),
+            st.text(" \t\n\r\u00a0", max_size=4).map(lambda v: (v, ValueError)),
+            st.tuples(VALID_MEDIA, st.sampled_from("\r\n\x00\x1b\x7f\x85é")).map(
+                lambda t: (t[0] + t[1], ValueError)
+            ),
         ),
     ),
     "size": (
@@ -295,7 +313,7 @@ METHODS = [
             "original_name": "text",
             "size": "size",
             "space_id": "id",
-            "content_type": "opt_text",
+            "content_type": "opt_media",
             "folder_id": "opt_id",
         },
     ),
@@ -314,7 +332,7 @@ METHODS = [
     _m("uploads.import_url", {"url": "url", "space_id": "id", "folder_id": "opt_id"}),
 ]
 # Optional parameters that accept None: None is valid there, so it is not an invalid value.
-NONE_OK = {"opt_id", "opt_text", "opt_days", "limit"}
+NONE_OK = {"opt_id", "opt_text", "opt_media", "opt_days", "limit"}
 
 
 @st.composite
@@ -373,6 +391,7 @@ def _first_valid(kind: str) -> Any:
         "opt_id": None,
         "text": "t",
         "opt_text": None,
+        "opt_media": None,
         "size": 1,
         "days": 7,
         "opt_days": None,
