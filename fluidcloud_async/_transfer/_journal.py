@@ -38,7 +38,7 @@ import anyio
 import anyio.to_thread
 import pydantic
 
-from .._exceptions import ApiError, UploadError, UploadExpiredError
+from .._exceptions import ApiError, SourceChangedError, UploadError, UploadExpiredError
 from .._models import File, UploadTicket
 from ._plan import part_count
 from ._scheduler import SlotPool
@@ -421,6 +421,11 @@ def _mention(journal: UploadJournal, exc: Exception) -> None:
         note = (
             f"; the resume journal {journal.path} was kept, but its URLs cannot finish this "
             "upload: delete it and start over"
+        )
+    elif isinstance(exc, SourceChangedError):
+        note = (
+            f"; the resume journal {journal.path} was kept, but its stored parts are of the "
+            "file before the change: delete it and start over"
         )
     else:
         note = (

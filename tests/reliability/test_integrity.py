@@ -244,6 +244,7 @@ async def test_resumed_upload_whose_source_changes_is_never_completed(
             progress=once_after(stored * MiB, lambda: rewrite(src)),
         )
     assert info.value.file_id == UploadJournal.load(journal).file_id
+    assert "delete it and start over" in str(info.value)
     await assert_nothing_completed(emu, fc, space)
 
 
