@@ -3,9 +3,13 @@ as the user sees the API, without changing the code:
 
 - parameters whose name starts with ``_`` (test seams such as ``_sleep``) are not shown;
 - a default that names a module constant (``timeout=DEFAULT_TIMEOUT``) shows its value;
+- the models' ``Timestamp`` (an annotated ``datetime`` made timezone-aware) shows as
+  ``datetime``;
 - private base classes (``_Model``, the resources' ``Resource``) are not listed as bases;
 - classes the SDK builds for you (a client's ``fc.files``, what ``list`` and
-  ``upload_many`` return) show no constructor: its parameters are not yours to pass.
+  ``upload_many`` return) and the exceptions show no constructor: its parameters are not
+  yours to pass; an exception's undocumented instance attributes (``self.x = x``) are
+  left out too, its ``Attributes:`` section says what they are.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class ReaderFacingSignatures(griffe.Extension):
                 continue
             if member.is_function:
                 self._function(member)  # type: ignore[arg-type]
+            elif member.is_attribute and "Timestamp" in str(member.annotation or ""):
+                member.annotation = str(member.annotation).replace("Timestamp", "datetime")
             elif member.is_class:
                 self._class(member)  # type: ignore[arg-type]
             if member.is_module or member.is_class:
@@ -64,8 +70,13 @@ class ReaderFacingSignatures(griffe.Extension):
             for base in cls.bases
         )
         cls.bases = [base for base in cls.bases if shown(base)]
-        if built_for_you and "__init__" in cls.members:
+        exception = cls.module.path == "fluidcloud_async._exceptions"
+        if (built_for_you or exception) and "__init__" in cls.members:
             del cls.members["__init__"]
+        if exception:
+            for name, member in list(cls.members.items()):
+                if not member.is_alias and member.is_attribute and not member.docstring:
+                    del cls.members[name]
 
 
 def _constant(func: griffe.Function, name: str) -> str | None:
