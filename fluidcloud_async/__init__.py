@@ -51,6 +51,7 @@ from ._pagination import AsyncPaginator
 from ._retry import MAX_RETRY_AFTER, RetryEvent
 from ._transfer._bulk import Results as UploadResults
 from ._transfer._bulk import UploadMany, UploadResult
+from ._transfer._existing import HashCache
 from ._transfer._journal import UploadJournal
 from ._transfer._ratelimit import RateLimit
 from ._transfer._tree import SkipReason
@@ -76,6 +77,7 @@ __all__ = [
     "FluidCloud",
     "FluidCloudError",
     "Folder",
+    "HashCache",
     "InfectedFileError",
     "Link",
     "NotFoundError",

@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._models import File
+from ._existing import Existing, check_jobs
 from ._progress import Progress, ProgressCallback
 from ._ratelimit import RateLimit, rate_limiter
 from ._scheduler import SlotPool
@@ -44,8 +45,9 @@ FileProgressCallback = Callable[[Any, int, int], Awaitable[None] | None]
 @dataclass
 class UploadResult:
     """The outcome of one item of ``upload_many``: ``file`` on success, ``error`` on
-    failure, ``skipped`` for a directory entry deliberately not uploaded (a symlink not
-    followed, a fifo...: not a failure). ``str(result)`` says which, in one line."""
+    failure, ``skipped`` for an item deliberately not uploaded (a symlink not followed, a
+    fifo...: not a failure; with ``skip_existing``, ``SkipReason.UNCHANGED`` and ``file``
+    is the stored record). ``str(result)`` says which, in one line."""
 
     source: Any
     """The item's source as given (a path for files found in a directory)."""
@@ -58,10 +60,13 @@ class UploadResult:
     """Why a directory entry was not uploaded; ``None`` for uploads and failures."""
     skip_detail: str | None = None
     """What was skipped: ``"fifo"``, ``"-> ../target"``, the outside target's path..."""
+    note: str | None = None
+    """With ``skip_existing``: why a file on record under this key was not matched
+    (``"changed (...)"``, ``"no sha256 on record, cannot compare"``); None if there was none."""
 
     @property
     def ok(self) -> bool:
-        """Whether the file was uploaded (and verified)."""
+        """Whether the file is stored: uploaded (and verified), or found unchanged."""
         return self.error is None and self.file is not None
 
     @property
@@ -127,6 +132,7 @@ class UploadMany:
         progress: ProgressCallback | None,
         rate_limit: RateLimit | None,
         file_progress: FileProgressCallback | None = None,
+        existing: Existing | None = None,
     ) -> None:
         if rate_limit is not None:
             view = client.with_options()
@@ -134,6 +140,7 @@ class UploadMany:
             view._init(view._transport.with_hook(limiter.around))
             client = view
         self._client = client
+        self._existing = existing
         self._plan = plan
         self._file_progress = file_progress
         self._max_files = max_files
@@ -144,6 +151,8 @@ class UploadMany:
         self._jobs: list[Job] | None = None
         if not plan.has_trees:  # nothing to walk: ready now (and len() works at once)
             self._prepare(plan.jobs())
+            if existing is not None:
+                check_jobs(self._jobs or ())
         self._started = False
         self._tg: TaskGroup | None = None
         self._receive: MemoryObjectReceiveStream[UploadResult] | None = None
@@ -205,6 +214,15 @@ class UploadMany:
         self._started = True
         if self._jobs is None:
             await self._walk()  # may raise: a duplicate client key, an unreadable root
+            if self._existing is not None:
+                check_jobs(self._jobs or ())
+        if self._existing is not None:
+            try:  # the destination is listed once, before any upload starts
+                await self._existing.load(self._client, self._jobs or [])
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._existing.aclose()
+                raise
         send, receive = anyio.create_memory_object_stream[UploadResult](
             max_buffer_size=self._max_files
         )
@@ -233,6 +251,9 @@ class UploadMany:
             raise
         finally:
             self._receive.close()
+            if self._existing is not None:
+                with anyio.CancelScope(shield=True):  # commit the digests read so far
+                    await self._existing.aclose()
         return None
 
     async def _produce(self, send: MemoryObjectSendStream[UploadResult]) -> None:
@@ -255,10 +276,16 @@ class UploadMany:
         assert job.spec is not None
         result = UploadResult(job.source, job.client_key, index=job.index)
         try:
+            if self._existing is not None:
+                found = await self._existing.check(job)
+                result.note = found.note
+                if found.unchanged is not None:  # reported like a skipped entry, with its file
+                    result.file = found.unchanged
+                    raise EntrySkipped(SkipReason.UNCHANGED, f"stored as {found.unchanged.id}")
             result.file = await upload_file(
                 self._client, job.spec, job.options, pool=self._pool, parent_progress=self._progress
             )
-        except EntrySkipped as skip:  # a symlink swapped in since the walk: not followed
+        except EntrySkipped as skip:  # unchanged, or a symlink swapped in since the walk
             result.skipped, result.skip_detail = skip.reason, skip.detail
             if self._progress is not None and job.spec.size:
                 self._progress.total -= job.spec.size  # never sent: the batch total shrinks

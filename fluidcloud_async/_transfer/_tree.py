@@ -25,7 +25,8 @@ from pathlib import PurePath
 
 
 class SkipReason(str, enum.Enum):
-    """Why ``upload_many`` did not upload an entry of a directory (not a failure)."""
+    """Why ``upload_many`` did not upload an item (not a failure): an entry of a directory
+    it does not follow, or (``skip_existing``) a file already stored unchanged."""
 
     SYMLINK = "symlink (not followed)"
     OUTSIDE_ROOT = "symlink target outside the tree"
@@ -33,6 +34,8 @@ class SkipReason(str, enum.Enum):
     ALREADY_WALKED = "directory already walked"
     BROKEN_SYMLINK = "broken symlink"
     NOT_REGULAR = "not a regular file"
+    UNCHANGED = "unchanged"
+    """``skip_existing``: its client_key names a live file of the same size and SHA-256."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from .._pagination import AsyncPaginator
 from .._transfer import _args
 from .._transfer._bulk import FileProgressCallback, UploadMany
 from .._transfer._download import download_file
+from .._transfer._existing import Existing, HashCache, hash_cache_arg
 from .._transfer._items import expand
 from .._transfer._journal import journal_location, upload_resumable
 from .._transfer._progress import ProgressCallback
@@ -115,6 +116,8 @@ class Files(Resource):
         clean_timeout: float | None = 300.0,
         rate_limit: RateLimit | None = RateLimit(),  # noqa: B008 - frozen, shared on purpose
         follow_symlinks: bool = False,
+        skip_existing: bool = False,
+        hash_cache: str | os.PathLike[str] | HashCache | None = None,
     ) -> UploadMany:
         """Upload many files through one shared scheduler; results stream as they finish.
 
@@ -130,6 +133,14 @@ class Files(Resource):
         follows links whose real target stays inside the directory (others are skipped)
         and walks each real directory once (loops are skipped). A file replaced by a
         symlink after the walk is not followed either.
+
+        ``skip_existing=True`` makes a re-run upload only what is missing or changed: each
+        destination (space and folder) is listed once, and an item whose ``client_key``
+        names a live file there with the same size and SHA-256 is reported as skipped
+        (``SkipReason.UNCHANGED``, ``file`` = the stored record); a changed one is uploaded
+        and supersedes it. Every item needs a client_key (ValueError otherwise, before any
+        request). ``hash_cache`` (a path or :class:`HashCache`) remembers local digests by
+        path and stat identity, so an unchanged tree is not read again.
 
         At most ``max_files`` files and ``max_concurrency`` parts (across all files, with
         their read buffers) are in flight. API calls keep to ``rate_limit`` (the
@@ -163,13 +174,23 @@ class Files(Resource):
             raise TypeError(
                 f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
             )
+        keys_from_paths = _args.flag(keys_from_paths, "keys_from_paths")
+        skip_existing = _args.flag(skip_existing, "skip_existing")
+        cache = hash_cache_arg(hash_cache)
+        if cache is not None and not skip_existing:
+            raise ValueError("hash_cache is used only with skip_existing=True")
         plan = expand(
             items,
             base,
-            keys_from_paths=_args.flag(keys_from_paths, "keys_from_paths"),
+            keys_from_paths=keys_from_paths,
             key_prefix=key_prefix,
             follow_symlinks=_args.flag(follow_symlinks, "follow_symlinks"),
         )
+        if skip_existing and plan.has_trees and not keys_from_paths:
+            raise ValueError(
+                "skip_existing matches files by client_key: with directories among the "
+                "items, pass keys_from_paths=True"
+            )
         return UploadMany(
             self._client,
             plan,
@@ -179,6 +200,7 @@ class Files(Resource):
             progress=_args.callback(progress, "progress"),
             file_progress=_args.callback(file_progress, "file_progress"),
             rate_limit=rate_limit,
+            existing=Existing(cache) if skip_existing else None,
         )
 
     async def download(
