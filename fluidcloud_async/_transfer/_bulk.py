@@ -281,6 +281,10 @@ class UploadMany:
                 result.note = found.note
                 if found.unchanged is not None:  # reported like a skipped entry, with its file
                     result.file = found.unchanged
+                    if job.options.wait_until_clean and not found.unchanged.is_clean:
+                        result.file = await self._client.files.wait_until_clean(
+                            found.unchanged.id, timeout=job.options.clean_timeout
+                        )
                     raise EntrySkipped(SkipReason.UNCHANGED, f"stored as {found.unchanged.id}")
             result.file = await upload_file(
                 self._client, job.spec, job.options, pool=self._pool, parent_progress=self._progress

@@ -133,7 +133,7 @@ def cli(
 
 
 def _register() -> None:
-    from . import _emulator, _files, _folders, _quota, _shares, _spaces, _transfer, _uploads
+    from . import _emulator, _files, _folders, _quota, _shares, _spaces, _sync, _transfer, _uploads
 
     for group in (
         _spaces.spaces,
@@ -145,6 +145,7 @@ def _register() -> None:
     ):
         cli.add_command(group)
     _transfer.register(_files.files)
+    _sync.register(_files.files)
     cli.add_command(_emulator.emulator)
 
 

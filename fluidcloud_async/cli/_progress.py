@@ -217,8 +217,17 @@ class RichDisplay(Display):
         return task
 
     def _changed(self, task: FileTask | None) -> None:
-        if task is not None and task.task is not None:
-            self.progress.update(task.task, completed=task.done, total=task.total)
+        if task is not None and self.files > 1:
+            sent = task.total is not None and task.done >= task.total
+            if sent and task.task is not None:
+                # Every byte is out: the file leaves the bar area while /complete (and any
+                # scan wait) runs, so only transfers in flight hold a bar, not full ones.
+                self.progress.remove_task(task.task)
+                task.task = None
+            elif not sent and task.task is None:  # a retried part rolled its bytes back
+                task.task = self.progress.add_task(_short(task.label), total=task.total)
+            if task.task is not None:
+                self.progress.update(task.task, completed=task.done, total=task.total)
         self.progress.update(self.overall, completed=self.done, total=self.total or None)
 
     def file_done(

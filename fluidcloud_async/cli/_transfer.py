@@ -149,11 +149,11 @@ async def _upload_bulk(
         shown.append(display)
         async for result in results:
             label = str(result.source)
+            task = display.untrack(id(result.source))
             if result.skipped is not None:
                 skipped += 1
                 _report_skipped(display, result)
                 continue
-            task = display.untrack(id(result.source))
             if result.ok and result.file is not None:
                 done.append((result.index, result.file))
                 display.file_done(label, result.file.size, True, task=task)
