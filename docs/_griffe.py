@@ -9,7 +9,9 @@ as the user sees the API, without changing the code:
 - classes the SDK builds for you (a client's ``fc.files``, what ``list`` and
   ``upload_many`` return) and the exceptions show no constructor: its parameters are not
   yours to pass; an exception's undocumented instance attributes (``self.x = x``) are
-  left out too, its ``Attributes:`` section says what they are.
+  left out too, its ``Attributes:`` section says what they are;
+- an instance attribute set in ``__init__`` shows no value (``base_url = ''`` is how it
+  starts, not what you read), and is left out without a docstring (an internal one).
 """
 
 from __future__ import annotations
@@ -73,10 +75,16 @@ class ReaderFacingSignatures(griffe.Extension):
         exception = cls.module.path == "fluidcloud_async._exceptions"
         if (built_for_you or exception) and "__init__" in cls.members:
             del cls.members["__init__"]
-        if exception:
-            for name, member in list(cls.members.items()):
-                if not member.is_alias and member.is_attribute and not member.docstring:
-                    del cls.members[name]
+        for name, member in list(cls.members.items()):
+            if member.is_alias or not member.is_attribute:
+                continue
+            set_in_init = "instance-attribute" in member.labels and (
+                "class-attribute" not in member.labels
+            )
+            if (exception or set_in_init) and not member.docstring:
+                del cls.members[name]
+            elif set_in_init:
+                member.value = None
 
 
 def _constant(func: griffe.Function, name: str) -> str | None:
