@@ -225,7 +225,10 @@ class Existing:
             async for page in client.files.list(space_id, folder_id).pages():
                 self.pages += 1
                 for file in page:
-                    if file.client_key in wanted and file.deleted_at is None:
+                    # A listing is of one folder (or the root) as documented; anything
+                    # else it may hold is not in this destination, hence no match.
+                    here = file.folder_id == folder_id and file.space_id in (None, space_id)
+                    if here and file.client_key in wanted and file.deleted_at is None:
                         self._keep(space_id, folder_id, file.client_key, file)
         if self.cache is not None:
             candidates = [
