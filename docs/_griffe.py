@@ -45,7 +45,9 @@ class ReaderFacingSignatures(griffe.Extension):
             if member.is_function:
                 self._function(member)  # type: ignore[arg-type]
             elif member.is_attribute and "Timestamp" in str(member.annotation or ""):
-                member.annotation = str(member.annotation).replace("Timestamp", "datetime")
+                member.annotation = str(member.annotation).replace(
+                    "Timestamp", "datetime"
+                )
             elif member.is_class:
                 self._class(member)  # type: ignore[arg-type]
             if member.is_module or member.is_class:
@@ -68,7 +70,8 @@ class ReaderFacingSignatures(griffe.Extension):
             return not name.startswith("_") and name not in HIDDEN_BASES
 
         built_for_you = cls.path in BUILT_FOR_YOU or any(
-            str(base.canonical_path if hasattr(base, "canonical_path") else base) in BUILT_FOR_YOU
+            str(base.canonical_path if hasattr(base, "canonical_path") else base)
+            in BUILT_FOR_YOU
             for base in cls.bases
         )
         cls.bases = [base for base in cls.bases if shown(base)]

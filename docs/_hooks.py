@@ -40,13 +40,19 @@ def expected_names() -> list[str]:
     import fluidcloud_async.resources
 
     names = [f"fluidcloud_async.{n}" for n in fluidcloud_async.__all__]
-    names += [f"fluidcloud_async.resources.{n}" for n in fluidcloud_async.resources.__all__]
-    names += [f"fluidcloud_async.emulator.{n}" for n in fluidcloud_async.emulator.__all__]
+    names += [
+        f"fluidcloud_async.resources.{n}" for n in fluidcloud_async.resources.__all__
+    ]
+    names += [
+        f"fluidcloud_async.emulator.{n}" for n in fluidcloud_async.emulator.__all__
+    ]
     names += ["fluidcloud_async.pytest_plugin"]
     return names
 
 
-def _public_members(obj: griffe.Object | griffe.Alias) -> list[griffe.Object | griffe.Alias]:
+def _public_members(
+    obj: griffe.Object | griffe.Alias,
+) -> list[griffe.Object | griffe.Alias]:
     """Own public methods and properties of a class (not inherited, not dunder)."""
     members = []
     for name, member in obj.members.items():
@@ -73,7 +79,8 @@ def _arguments(func: griffe.Function) -> list[str]:
         for p in func.parameters
         if p.name not in ("self", "cls")
         and not p.name.startswith("_")
-        and p.kind not in (griffe.ParameterKind.var_positional, griffe.ParameterKind.var_keyword)
+        and p.kind
+        not in (griffe.ParameterKind.var_positional, griffe.ParameterKind.var_keyword)
     ]
 
 
@@ -91,7 +98,9 @@ def _documented_arguments(obj: griffe.Object) -> set[str] | None:
     return {parameter.name for section in sections for parameter in section.value}
 
 
-def _check(path: str, obj: griffe.Object, problems: list[str], *, arguments: bool) -> None:
+def _check(
+    path: str, obj: griffe.Object, problems: list[str], *, arguments: bool
+) -> None:
     if not _has_docstring(obj):
         problems.append(f"no docstring: {path}")
         return
@@ -106,24 +115,34 @@ def _check(path: str, obj: griffe.Object, problems: list[str], *, arguments: boo
     if obj.is_function:
         wanted = _arguments(obj)  # type: ignore[arg-type]
         have = _documented_arguments(obj) or set()
-    elif obj.is_class and "__init__" in obj.members and not obj.members["__init__"].is_alias:
+    elif (
+        obj.is_class
+        and "__init__" in obj.members
+        and not obj.members["__init__"].is_alias
+    ):
         wanted = _arguments(obj.members["__init__"])  # type: ignore[arg-type]
         found = _documented_arguments(obj)
-        if found is None:  # a class users don't build, or a dataclass: its fields say it
+        if (
+            found is None
+        ):  # a class users don't build, or a dataclass: its fields say it
             return
         have = found
     else:
         return
     for name in wanted:
         if name not in have:
-            problems.append(f"{path}: parameter {name!r} is not in the docstring's Args")
+            problems.append(
+                f"{path}: parameter {name!r} is not in the docstring's Args"
+            )
 
 
 def docstring_problems(paths: list[str]) -> list[str]:
     """What the reference would lack: a public object (or a public method or property of a
     public class) without a docstring, a parameter missing from the Args section, or
     reStructuredText markup that Markdown would show raw."""
-    loader = griffe.GriffeLoader(docstring_parser=griffe.Parser.google, search_paths=[str(ROOT)])
+    loader = griffe.GriffeLoader(
+        docstring_parser=griffe.Parser.google, search_paths=[str(ROOT)]
+    )
     loader.load("fluidcloud_async")
     loader.resolve_aliases(implicit=False, external=False)
     package = loader.modules_collection["fluidcloud_async"]
@@ -137,7 +156,11 @@ def docstring_problems(paths: list[str]) -> list[str]:
                 _check(f"{path}.{member.name}", member, problems, arguments=True)
         if target.is_module:
             for member in target.members.values():
-                if member.is_alias or member.name.startswith("_") or not member.is_function:
+                if (
+                    member.is_alias
+                    or member.name.startswith("_")
+                    or not member.is_function
+                ):
                     continue
                 # pytest fixtures: their parameters are other fixtures, not arguments.
                 _check(f"{path}.{member.name}", member, problems, arguments=False)
@@ -182,7 +205,9 @@ _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 def on_files(files: Files, config: Any) -> Files:
     plot = ROOT / PLOT
     if plot.exists():
-        files.append(File.generated(config, "assets/throughput.png", abs_src_path=str(plot)))
+        files.append(
+            File.generated(config, "assets/throughput.png", abs_src_path=str(plot))
+        )
     return files
 
 
