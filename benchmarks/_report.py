@@ -272,7 +272,8 @@ def _tls(g: dict[str, Any]) -> list[str]:
     if p.get("loadavg_before") and p.get("loadavg_after"):
         before, after = p["loadavg_before"], p["loadavg_after"]
         lines[-1:-1] = [
-            f"Load average (1/5/15 min) before {before[0]:.2f}/{before[1]:.2f}/{before[2]:.2f}, "
+            (f"Run {p['date']}. " if p.get("date") else "")
+            + f"Load average (1/5/15 min) before {before[0]:.2f}/{before[1]:.2f}/{before[2]:.2f}, "
             f"after {after[0]:.2f}/{after[1]:.2f}/{after[2]:.2f}."
         ]
     rows = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import http.client
 import math
 import os
@@ -338,6 +339,7 @@ def run(settings: Settings) -> dict[str, Any]:
         settings.say(f"[{NAME}] skipped: {reason}")
         return skipped(reason)
     load_before = os.getloadavg()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     plan = _plan(settings)
     size, part_size = plan["size"], plan["part_size"]
     data_dir = settings.work / NAME
@@ -397,6 +399,7 @@ def run(settings: Settings) -> dict[str, Any]:
             "concurrency": CONCURRENCY,
             "tls": negotiated,
             "lag_period_ms": LAG_PERIOD * 1000,
+            "date": started,
             # 1-, 5-, 15-minute load averages: the machine is shared, figures are noisy.
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
