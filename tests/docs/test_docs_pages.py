@@ -10,6 +10,10 @@ not meant to run says so on the line before its fence, and the reason shows as a
     <!-- docs-test: pytest -->       run the block as a pytest file (the plugin's fixtures)
     ```python
 
+A ```bash block marked ``<!-- docs-test: cli -->`` runs too, with the ``fluidcloud`` command
+on the PATH, ``$SPACE`` (a space) and ``$FILE`` (a clean file) set, and a ``renders/``
+directory to upload. Other bash blocks (install commands, a server started by hand) do not.
+
 A Python block in any other form (```py, an indented fence, a marker this file does not
 know) fails the collection test, so no block goes untested by accident.
 
@@ -102,6 +106,43 @@ async def test_docs_block_runs(block: Block, tmp_path: Path) -> None:
         f"{block.page}:{block.line} failed:\n{block.code}\n--- stdout\n"
         f"{result.stdout.decode()}\n--- stderr\n{result.stderr.decode()}"
     )
+
+
+# ------------------------------------------------------------------------- CLI blocks
+
+CLI_FENCE = re.compile(r"^<!-- docs-test: cli -->\n```bash\n(?P<code>.*?)^```", re.S | re.M)
+CLI_BLOCKS = [
+    (f"{page.relative_to(DOCS).as_posix()}#{i}", match["code"])
+    for page in sorted(DOCS.rglob("*.md"))
+    for i, match in enumerate(CLI_FENCE.finditer(page.read_text(encoding="utf-8")))
+]
+
+
+def test_there_is_a_cli_block() -> None:
+    assert CLI_BLOCKS
+
+
+@pytest.mark.parametrize("code", [c for _, c in CLI_BLOCKS], ids=[i for i, _ in CLI_BLOCKS])
+async def test_docs_cli_block_runs(code: str, tmp_path: Path) -> None:
+    from fluidcloud_async import AsyncFluidCloud
+
+    (tmp_path / "renders").mkdir()
+    (tmp_path / "renders" / "out.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    async with Emulator(EmulatorConfig(scan_delay=0.05)) as emu:
+        async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as fc:
+            space = await fc.spaces.create("docs")
+            file = await fc.files.upload(b"data", space.id, name="d.bin", wait_until_clean=True)
+        env = {
+            **_env(emu),
+            "SPACE": space.id,
+            "FILE": file.id,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        with anyio.fail_after(120):
+            result = await anyio.run_process(
+                ["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env, check=False
+            )
+    assert result.returncode == 0, f"{code}\n{result.stdout.decode()}\n{result.stderr.decode()}"
 
 
 # ------------------------------------------------------------------ docstring examples
