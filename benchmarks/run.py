@@ -32,6 +32,7 @@ from . import (
     bench_fleet,
     bench_memory,
     bench_overhead,
+    bench_sync,
     bench_throughput,
     bench_tls,
 )
@@ -46,6 +47,7 @@ GROUPS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     bench_overhead.NAME: bench_overhead.run,
     bench_memory.NAME: bench_memory.run,
     bench_fleet.NAME: bench_fleet.run,
+    bench_sync.NAME: bench_sync.run,
 }
 TITLES = {
     bench_throughput.NAME: bench_throughput.TITLE,
@@ -55,7 +57,10 @@ TITLES = {
     bench_overhead.NAME: bench_overhead.TITLE,
     bench_memory.NAME: bench_memory.TITLE,
     bench_fleet.NAME: bench_fleet.TITLE,
+    bench_sync.NAME: bench_sync.TITLE,
 }
+# The sync group renders its own BENCHMARKS.md section (kept beside its measurement).
+_report.SECTIONS.setdefault(bench_sync.NAME, bench_sync.section)
 
 
 def _version(dist: str) -> str | None:
