@@ -242,7 +242,10 @@ class RedisStore:
     def __init__(self, uri: str, api_key: str, window: float) -> None:
         self._uri = uri.removeprefix("async+")
         # Whole seconds: limits' expiry is an int and Redis' EXPIRE takes no fractions.
-        self._expiry = max(1, round(window))
+        self._expiry = max(1, round(window * (1 + WINDOW_MARGIN)))
+        # How long a slot already taken may wait for the request's other budget: its entry
+        # is then older than the send, which eats into the margin; half of it is kept.
+        self._hold = max(0.0, self._expiry - window) / 2
         digest = hashlib.sha256(b"fluidcloud-ratelimit\0" + api_key.encode()).hexdigest()[:32]
         self._prefix = f"{KEY_PREFIX}:{digest}"
         self._throttle_key = f"{self._prefix}:throttle"
@@ -309,9 +312,19 @@ class RedisStore:
         # against the key's full cap: the list is always trimmed to the same length, so
         # clients with different shares keep one consistent log.
         order = sorted(zip(wanted, windows, strict=True), key=lambda pair: pair[0][1] - pair[1][1])
+        held_since: float | None = None
         for (bucket, _cap, full), _window in order:
-            if not await storage.acquire_entry(bucket, full, self._expiry):
-                return 0.001 + random.random() * 0.004  # lost a race: look again shortly
+            while not await storage.acquire_entry(bucket, full, self._expiry):
+                now = time.time()
+                if held_since is None or now - held_since >= self._hold:
+                    # Lost a race: look again shortly (a slot held is wasted, never overdrawn).
+                    return 0.001 + random.random() * 0.004
+                # Holding another budget's slot: wait for this one rather than waste it (with
+                # both caps binding, a wasted slot cost a file per window in the benchmark).
+                oldest, _count = await storage.get_moving_window(bucket, full, self._expiry)
+                left = held_since + self._hold - now
+                await anyio.sleep(min(left, max(0.0, float(oldest) + self._expiry - now)) + 0.001)
+            held_since = time.time() if held_since is None else held_since
         return 0.0
 
     async def throttle(self) -> tuple[float, float]:
@@ -357,7 +370,7 @@ class RateLimiter:
             self._window = limit.window * (1 + WINDOW_MARGIN)
             self._store = MemoryStore(self._window, clock)
         else:
-            store = RedisStore(limit.storage, api_key, limit.window * (1 + WINDOW_MARGIN))
+            store = RedisStore(limit.storage, api_key, limit.window)
             self._window = float(store.expiry)
             self._store = store
         self.waited = 0.0
