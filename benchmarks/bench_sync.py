@@ -26,6 +26,7 @@ NAME = "sync"
 TITLE = "Resumed bulk run with nothing to do (skip_existing)"
 NO_CACHE = "skip_existing, no hash cache"
 CACHED = "skip_existing + warm hash cache"
+LISTING = "listing alone (files.list of the space)"
 LIST_ROUTE = "GET /api/v1/files"
 
 
@@ -70,6 +71,24 @@ async def _run(info: dict[str, Any], root: Path, **options: Any) -> dict[str, An
     }
 
 
+async def _list(info: dict[str, Any]) -> dict[str, Any]:
+    from fluidcloud_async import AsyncFluidCloud
+
+    async with AsyncFluidCloud(info["api_key"], base_url=info["base_url"]) as fc:
+        started = time.perf_counter()
+        files = len(await fc.files.list(info["space_id"]))
+        wall = time.perf_counter() - started
+    return {"wall_s": wall, "files": files, "uploaded": 0, "hashed": 0}
+
+
+def _measure_listing(emu: ServerProcess) -> dict[str, Any]:
+    before = emu.stats()
+    run = asyncio.run(_list(emu.info))
+    after = emu.stats()
+    run["api_requests"] = run["list_pages"] = after["api_requests"] - before["api_requests"]
+    return run
+
+
 def _measure(emu: ServerProcess, root: Path, **options: Any) -> dict[str, Any]:
     before = emu.stats()
     run = asyncio.run(_run(emu.info, root, **options))
@@ -88,7 +107,7 @@ def run(settings: Settings) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="sync-", dir=settings.work))
     root = work / "tree"
     _make_tree(root, count)
-    runs: dict[str, list[dict[str, Any]]] = {NO_CACHE: [], CACHED: []}
+    runs: dict[str, list[dict[str, Any]]] = {NO_CACHE: [], CACHED: [], LISTING: []}
     with ServerProcess("benchmarks._emu:start", {"emulator": {"scan_delay": 0.01}}) as emu:
         settings.say(f"[{NAME}] uploading {count} files once")
         seed = asyncio.run(_run(emu.info, root, rate_limit=None))
@@ -99,6 +118,7 @@ def run(settings: Settings) -> dict[str, Any]:
             settings.say(f"[{NAME}] repetition {rep + 1}/{reps}")
             runs[NO_CACHE].append(_measure(emu, root, skip_existing=True))
             runs[CACHED].append(_measure(emu, root, skip_existing=True, hash_cache=cache))
+            runs[LISTING].append(_measure_listing(emu))  # the floor: the listing itself
     os.unlink(cache)
     summary = {
         name: {

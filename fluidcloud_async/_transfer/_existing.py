@@ -17,13 +17,14 @@ it sends (the source-identity check needs that digest, not a remembered one).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._models import File
 from ._buffers import pread_into
@@ -212,6 +213,7 @@ class Existing:
         self.pages = 0
         self.hashed = 0
         self.cache_hits = 0
+        self._opened = False  # this batch holds the cache open (and closes it)
 
     async def load(self, client: AsyncFluidCloud, jobs: list[Job]) -> None:
         """List each destination once (through ``client``, the batch's rate-limited
@@ -222,14 +224,19 @@ class Existing:
                 where = (job.options.space_id, job.options.folder_id)
                 keys.setdefault(where, set()).add(job.client_key)
         for (space_id, folder_id), wanted in keys.items():
-            async for page in client.files.list(space_id, folder_id).pages():
-                self.pages += 1
-                for file in page:
-                    # A listing is of one folder (or the root) as documented; anything
-                    # else it may hold is not in this destination, hence no match.
-                    here = file.folder_id == folder_id and file.space_id in (None, space_id)
-                    if here and file.client_key in wanted and file.deleted_at is None:
-                        self._keep(space_id, folder_id, file.client_key, file)
+            # pages() is an async generator (typed as an iterator): close it explicitly.
+            pages = cast(
+                AsyncGenerator[list[File], None], client.files.list(space_id, folder_id).pages()
+            )
+            async with contextlib.aclosing(pages):  # closed at once if cancelled mid-listing
+                async for page in pages:
+                    self.pages += 1
+                    for file in page:
+                        # A listing is of one folder (or the root) as documented; anything
+                        # else it may hold is not in this destination, hence no match.
+                        here = file.folder_id == folder_id and file.space_id in (None, space_id)
+                        if here and file.client_key in wanted and file.deleted_at is None:
+                            self._keep(space_id, folder_id, file.client_key, file)
         if self.cache is not None:
             candidates = [
                 job
@@ -237,7 +244,12 @@ class Existing:
                 if self._candidate(job) and job.spec is not None and job.spec.kind == "path"
             ]
             if candidates:
-                self._known = await run_stoppable(self._prefill, self.cache, candidates)
+                self._opened = True
+                try:
+                    self._known = await run_stoppable(self._prefill, self.cache, candidates)
+                except ValueError:  # refused (or failed) to open: nothing to close
+                    self._opened = False
+                    raise
                 self.cache_hits = len(self._known)
 
     def _keep(self, space_id: str, folder_id: str | None, key: str, file: File) -> None:
@@ -309,7 +321,8 @@ class Existing:
 
     async def aclose(self) -> None:
         """Commit and close the cache (in a worker thread)."""
-        if self.cache is not None:
+        if self.cache is not None and self._opened:
+            self._opened = False
             await run_stoppable(_close, self.cache)
 
 

@@ -122,7 +122,7 @@ async def _dry_run(fc: AsyncFluidCloud, opts: dict[str, Any], tally: Tally, verb
             key_prefix=opts["key_prefix"],
             follow_symlinks=opts["follow_symlinks"],
         )
-        jobs = await anyio.to_thread.run_sync(plan.jobs)
+        jobs = await anyio.to_thread.run_sync(plan.jobs, abandon_on_cancel=True)
     except ValueError as exc:  # e.g. two paths giving one key: refused as the real run would
         raise click.UsageError(str(exc)) from exc
     existing = Existing(opts["hash_cache"])
