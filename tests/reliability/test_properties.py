@@ -780,9 +780,12 @@ def test_self_contradicting_tickets_are_typed_errors(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    stem=st.text(st.characters(blacklist_characters="/\x00"), min_size=1, max_size=30).filter(
-        lambda s: s.strip() and s not in {".", ".."}
-    ),
+    # Lone surrogates (Cs) are refused names: test_hostile_input covers them.
+    stem=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+        min_size=1,
+        max_size=30,
+    ).filter(lambda s: s.strip() and s not in {".", ".."}),
     ext=st.sampled_from(["", ".txt", ".png", ".PDF", ".tar.gz", ".json", ".unknownext"]),
     data=st.binary(max_size=64),
 )

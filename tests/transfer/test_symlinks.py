@@ -249,11 +249,13 @@ async def test_unlistable_subdirectory_is_a_failure_not_an_abort(
     real_scandir = os.scandir
 
     def scandir(path: Any) -> Any:  # chmod 000 does not stop root: refuse it here
-        if os.fspath(path).endswith("locked"):
+        # pytest's tmp_path cleanup (shutil.rmtree) passes descriptors: let those through.
+        if not isinstance(path, int) and os.fspath(path).endswith("locked"):
             raise PermissionError(13, "Permission denied", os.fspath(path))
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
     results = await fc.files.upload_many(tree, space.id, keys_from_paths=True)
+    monkeypatch.undo()
     assert [(r.client_key, r.status) for r in results] == [("a", "uploaded"), ("locked", "failed")]
     assert isinstance(results[1].error, PermissionError)
