@@ -18,6 +18,7 @@ it sends (the source-identity check needs that digest, not a remembered one).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -37,10 +38,12 @@ if TYPE_CHECKING:
 
 #: (size, mtime_ns, ctime_ns, inode, device): a file whose stat differs in any is re-read.
 Stamp = tuple[int, int, int, int, int]
-#: Rows written before the cache commits (a crash loses at most these digests).
+#: Digests kept in memory before they are written (a crash loses at most these).
 _COMMIT_EVERY = 512
 
 NO_SHA256 = "no sha256 on record, cannot compare"
+
+logger = logging.getLogger("fluidcloud_async")
 
 
 def _stamp(st: os.stat_result) -> Stamp:
@@ -68,7 +71,7 @@ class HashCache:
         self.hashed = 0
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._pending = 0
+        self._rows: list[tuple[str | int, ...]] = []  # digests not written yet
         self._users = 0  # batches using it now: the last one closes it
 
     def __repr__(self) -> str:
@@ -80,69 +83,84 @@ class HashCache:
             self._users += 1
             if self._db is not None:
                 return
-            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-            fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
             try:
-                _check_owner(self.path, os.fstat(fd))
-            finally:
-                os.close(fd)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            try:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER,"
-                    " mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, dev INTEGER,"
-                    " sha256 TEXT NOT NULL)"
-                )
-                db.execute("BEGIN")
+                flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+                try:
+                    _check_owner(self.path, os.fstat(fd))
+                finally:
+                    os.close(fd)
+                # Autocommit: reads take no lock for long, writes are short batches, so
+                # several processes can share one cache file.
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                try:
+                    db.execute(
+                        "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER,"
+                        " mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, dev INTEGER,"
+                        " sha256 TEXT NOT NULL)"
+                    )
+                except BaseException:
+                    db.close()
+                    raise
             except BaseException:
-                db.close()
                 self._users -= 1
                 raise
             self._db = db
 
     def close(self) -> None:
-        """Commit and close (blocking) once every batch using it is done; the cache can be
-        opened again."""
+        """Write what is pending and close (blocking) once every batch using it is done;
+        the cache can be opened again."""
         with self._lock:
+            self._flush()
             self._users = max(0, self._users - 1)
-            if self._users and self._db is not None:  # another batch still uses it
-                self._db.execute("COMMIT")
-                self._db.execute("BEGIN")
-                self._pending = 0
+            if self._users:  # another batch still uses it
                 return
             db, self._db = self._db, None
             if db is not None:
-                try:
-                    db.execute("COMMIT")
-                finally:
-                    db.close()
+                db.close()
 
     def lookup(self, path: str, stamp: Stamp) -> str | None:
         """The digest recorded for ``path`` if its identity is still ``stamp`` (blocking)."""
         with self._lock:
             assert self._db is not None, "HashCache.open() first"
-            row = self._db.execute(
-                "SELECT size, mtime_ns, ctime_ns, ino, dev, sha256 FROM digests WHERE path = ?",
-                (path,),
-            ).fetchone()
+            try:
+                row = self._db.execute(
+                    "SELECT size, mtime_ns, ctime_ns, ino, dev, sha256 FROM digests WHERE path = ?",
+                    (path,),
+                ).fetchone()
+            except sqlite3.OperationalError:  # locked by another process too long: a miss
+                return None
         if row is None or tuple(row[:5]) != stamp:
             return None
         self.hits += 1
         return str(row[5])
 
     def store(self, path: str, stamp: Stamp, sha256: str) -> None:
-        """Record a digest read from ``path`` while it had identity ``stamp`` (blocking)."""
+        """Record a digest read from ``path`` while it had identity ``stamp`` (blocking;
+        written in batches)."""
         with self._lock:
-            assert self._db is not None, "HashCache.open() first"
-            self._db.execute(
-                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (path, *stamp, sha256),
-            )
-            self._pending += 1
-            if self._pending >= _COMMIT_EVERY:
-                self._db.execute("COMMIT")
-                self._db.execute("BEGIN")
-                self._pending = 0
+            self._rows.append((path, *stamp, sha256))
+            if len(self._rows) >= _COMMIT_EVERY:
+                self._flush()
+
+    def _flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows or self._db is None:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError:
+            # Locked by another process beyond sqlite's timeout: these digests are only
+            # lost to the cache (those files are read again next time), never wrong.
+            logger.info("hash cache %s busy: %d digests not saved", self.path, len(rows))
 
 
 def _check_owner(path: str, st: os.stat_result) -> None:

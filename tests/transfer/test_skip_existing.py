@@ -261,3 +261,23 @@ async def test_a_cache_others_can_write_is_refused(
     with pytest.raises(ValueError, match="writable by others"):
         async with batch:
             pass
+
+
+def test_one_cache_file_shared_by_two_users(tmp_path: Path) -> None:
+    """Digests are written in short batches (no long-held lock): processes can share it."""
+    stamp = (1, 2, 3, 4, 5)
+    a, b = HashCache(tmp_path / "c.sqlite"), HashCache(tmp_path / "c.sqlite")
+    a.open()
+    b.open()
+    try:
+        a.store("/x", stamp, "ab" * 32)
+        assert b.lookup("/x", stamp) is None  # not written yet
+        b.store("/y", stamp, "cd" * 32)
+        b.close()  # b writes while a holds the file open
+        a.close()
+        a.open()
+        assert a.lookup("/x", stamp) == "ab" * 32
+        assert a.lookup("/y", stamp) == "cd" * 32
+        assert a.lookup("/y", (1, 2, 3, 4, 6)) is None  # another identity: the file wins
+    finally:
+        a.close()
