@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from .._validate_args import optional_id, require_id, require_text
+from ._existing import HashCache
 from ._upload import UploadOptions
 
 
@@ -67,6 +68,15 @@ def upload_options(
         clean_timeout=timeout(clean_timeout, "clean_timeout"),
         progress=callback(progress, "progress"),
     )
+
+
+def hash_cache(value: Any) -> HashCache | None:
+    """``hash_cache=``: None, a path (a cache the batch opens) or a :class:`HashCache`."""
+    if value is None or isinstance(value, HashCache):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return HashCache(value)
+    raise TypeError(f"hash_cache must be a path or a HashCache, not {type(value).__name__}")
 
 
 def destination(dest: Any) -> Any:

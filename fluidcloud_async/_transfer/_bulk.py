@@ -151,8 +151,6 @@ class UploadMany:
         self._jobs: list[Job] | None = None
         if not plan.has_trees:  # nothing to walk: ready now (and len() works at once)
             self._prepare(plan.jobs())
-            if existing is not None:
-                check_jobs(self._jobs or ())
         self._started = False
         self._tg: TaskGroup | None = None
         self._receive: MemoryObjectReceiveStream[UploadResult] | None = None

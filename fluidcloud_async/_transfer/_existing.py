@@ -176,15 +176,6 @@ def _check_owner(path: str, st: os.stat_result) -> None:
         )
 
 
-def hash_cache_arg(value: Any) -> HashCache | None:
-    """``hash_cache=`` as given: None, a path (a cache this batch opens) or a HashCache."""
-    if value is None or isinstance(value, HashCache):
-        return value
-    if isinstance(value, (str, os.PathLike)):
-        return HashCache(value)
-    raise TypeError(f"hash_cache must be a path or a HashCache, not {type(value).__name__}")
-
-
 def check_jobs(jobs: Iterable[Job]) -> None:
     """Refuse ``skip_existing`` for items it cannot match (before any request)."""
     for job in jobs:

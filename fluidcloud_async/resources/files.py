@@ -14,7 +14,7 @@ from .._pagination import AsyncPaginator
 from .._transfer import _args
 from .._transfer._bulk import FileProgressCallback, UploadMany
 from .._transfer._download import download_file
-from .._transfer._existing import Existing, HashCache, hash_cache_arg
+from .._transfer._existing import Existing, HashCache, check_jobs
 from .._transfer._items import expand
 from .._transfer._journal import journal_location, upload_resumable
 from .._transfer._progress import ProgressCallback
@@ -176,7 +176,7 @@ class Files(Resource):
             )
         keys_from_paths = _args.flag(keys_from_paths, "keys_from_paths")
         skip_existing = _args.flag(skip_existing, "skip_existing")
-        cache = hash_cache_arg(hash_cache)
+        cache = _args.hash_cache(hash_cache)
         if cache is not None and not skip_existing:
             raise ValueError("hash_cache is used only with skip_existing=True")
         plan = expand(
@@ -191,6 +191,8 @@ class Files(Resource):
                 "skip_existing matches files by client_key: with directories among the "
                 "items, pass keys_from_paths=True"
             )
+        if skip_existing and not plan.has_trees:
+            check_jobs(plan.jobs())  # walked entries are checked when the batch starts
         return UploadMany(
             self._client,
             plan,
