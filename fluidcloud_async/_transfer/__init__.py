@@ -19,6 +19,8 @@ Private modules, one job each:
 * ``_tree``      directory walks: symlinks not followed (or only inside the root), every
                  skipped entry with its reason, walked files opened with ``O_NOFOLLOW``
 * ``_bulk``      many files through one scheduler, results through a memory stream
+* ``_existing``  ``skip_existing``: the destination listed once, local SHA-256s (and their
+                 SQLite cache) compared with the records under the batch's client keys
 * ``_ratelimit`` the client-side limiter of the documented per-key caps
 * ``_download``  presigned GETs to a path or file object, ranged and parallel
 
