@@ -1,5 +1,7 @@
 """Shared pieces of the reliability suites: a scriptable loopback HTTP server that plays a
-misbehaving API (or a foreign host), and a sleep stand-in so retry waits cost no time."""
+misbehaving API (or a foreign host), a sleep stand-in so retry waits cost no time, and
+``fc``/``space`` fixtures on the plugin's emulator (modules set its mode with the
+``fluidcloud_emulator`` mark)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.lowlevel
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
+
+from fluidcloud_async import AsyncFluidCloud, Space
+from fluidcloud_async.emulator import Emulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,3 +109,21 @@ class NoSleep:
 @pytest.fixture
 def no_sleep() -> NoSleep:
     return NoSleep()
+
+
+async def _no_sleep(seconds: float) -> None:
+    await anyio.lowlevel.checkpoint()
+
+
+@pytest.fixture
+async def fc(fluidcloud_emulator: Emulator) -> AsyncIterator[AsyncFluidCloud]:
+    """A client of the plugin's emulator whose retry waits cost no time."""
+    emu = fluidcloud_emulator
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, _sleep=_no_sleep) as client:
+        yield client
+    await emu.wait_for_scans()
+
+
+@pytest.fixture
+async def space(fc: AsyncFluidCloud) -> Space:
+    return await fc.spaces.create("reliability")

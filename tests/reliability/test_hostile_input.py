@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -29,23 +28,6 @@ MiB = 1024 * 1024
 pytestmark = pytest.mark.fluidcloud_emulator(
     verify_sha256=False, multipart_threshold=2 * MiB, part_size=MiB, scan_delay=0.01
 )
-
-
-async def _no_sleep(seconds: float) -> None:
-    await anyio.lowlevel.checkpoint()
-
-
-@pytest.fixture
-async def fc(fluidcloud_emulator: Emulator) -> AsyncIterator[AsyncFluidCloud]:
-    emu = fluidcloud_emulator
-    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, _sleep=_no_sleep) as client:
-        yield client
-    await emu.wait_for_scans()
-
-
-@pytest.fixture
-async def space(fc: AsyncFluidCloud) -> Space:
-    return await fc.spaces.create("hostile")
 
 
 # -- special files ------------------------------------------------------------------------

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio.lowlevel
 import pytest
 
 from fluidcloud_async import (
@@ -34,23 +33,6 @@ SIZE = 6 * MiB  # 6 parts of 1 MiB
 pytestmark = pytest.mark.fluidcloud_emulator(
     verify_sha256=False, multipart_threshold=2 * MiB, part_size=MiB, scan_delay=0.01
 )
-
-
-async def _no_sleep(seconds: float) -> None:
-    await anyio.lowlevel.checkpoint()
-
-
-@pytest.fixture
-async def fc(fluidcloud_emulator: Emulator) -> AsyncIterator[AsyncFluidCloud]:
-    emu = fluidcloud_emulator
-    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, _sleep=_no_sleep) as client:
-        yield client
-    await emu.wait_for_scans()
-
-
-@pytest.fixture
-async def space(fc: AsyncFluidCloud) -> Space:
-    return await fc.spaces.create("integrity")
 
 
 def _data(n: int, seed: int) -> bytes:
