@@ -224,6 +224,14 @@ def tls(g: dict[str, Any], cores: int | None) -> list[str]:
                 f"copies of the SSL transport (`BIO_read`/`BIO_write`/`BUF_MEM_grow_clean`) "
                 f"{bio:.0%}" + (f", SHA-256 in the hashing worker {sha:.0%}" if sha else "") + "."
             )
+            hashing = next(
+                (t for t in prof["threads"] if t["top"] and "SHA256" in t["top"][0]["frame"]), None
+            )
+            if hashing:
+                text += (
+                    f" The hashing thread ({hashing['thread']}) is working "
+                    f"{min(hashing['busy'], 1):.0%} of the run."
+                )
         if raw.get("mib_s"):
             text += (
                 f" The raw TLS ceiling (threads whose `SSL_write` releases the GIL, so "
