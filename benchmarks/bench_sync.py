@@ -125,6 +125,7 @@ def run(settings: Settings) -> dict[str, Any]:
             "wall_s": statistics.median(r["wall_s"] for r in rs),
             "files_s": count / statistics.median(r["wall_s"] for r in rs),
             **{k: rs[-1][k] for k in ("files", "uploaded", "hashed", "api_requests", "list_pages")},
+            "runs": len(rs),
         }
         for name, rs in runs.items()
     }
@@ -145,7 +146,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "name": NAME,
         "title": TITLE,
         "params": {"files": count, "reps": reps, "warm_run_hashed": warm["hashed"]},
-        "runs": runs,
+        "reps": runs,
         "summary": summary,
         "targets": targets,
         "profiles": {},

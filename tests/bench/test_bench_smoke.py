@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUPS = {"throughput", "tls", "capped", "bulk", "overhead", "memory", "fleet"}
+GROUPS = {"throughput", "tls", "capped", "bulk", "overhead", "memory", "fleet", "sync"}
 # Groups that need a program the test run does not install (nginx for "tls") skip with a
 # reason instead of failing.
 MAY_SKIP = {"tls"}
