@@ -17,7 +17,7 @@ PYTHON = None  # the interpreter nox runs under
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The full test suite (unit, end-to-end against the emulator, S3 via moto, CLI, examples)."""
-    session.install("-e", ".[test,s3,cli,redis]")
+    session.install("-e", ".[test,s3,cli,redis,dask]")
     session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
@@ -67,7 +67,7 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite; results land in benchmarks/results/ and BENCHMARKS.md.
 
     The TLS group needs nginx: installed here when missing (Debian/Ubuntu, as root)."""
-    session.install("-e", ".[test,s3,redis]", "httpx", "matplotlib", "py-spy", "trustme")
+    session.install("-e", ".[test,s3,redis,dask]", "httpx", "matplotlib", "py-spy", "trustme")
     if not any(map(shutil.which, ("nginx", "/usr/sbin/nginx"))):
         if os.geteuid() == 0 and shutil.which("apt-get"):
             env = {"DEBIAN_FRONTEND": "noninteractive"}
