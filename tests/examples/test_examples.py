@@ -29,7 +29,8 @@ async def emulator_env() -> AsyncIterator[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "script", ["quickstart.py", "share_after_scan.py", "download.py", "bulk_ingest.py"]
+    "script",
+    ["quickstart.py", "share_after_scan.py", "download.py", "bulk_ingest.py", "dask_ingest.py"],
 )
 async def test_example_script_runs(
     script: str, emulator_env: dict[str, str], tmp_path: Path
