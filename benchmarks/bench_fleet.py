@@ -30,13 +30,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import bench_dask
 from ._common import Settings, summarize_clients
 from ._common import target as make_target
 from ._measure import ClientFailed, Meter, failure, run_python
 from ._procs import ServerProcess
 
 NAME = "fleet"
-TITLE = "One key shared by 3 processes (Redis) vs not shared"
+TITLE = "One key shared by 3 processes or 2 Dask workers (Redis) vs not shared"
 SHARED = "3 processes, RateLimit(storage=redis)"
 UNSHARED = "3 processes, RateLimit() in memory each"
 WORKERS = 3
@@ -197,8 +198,14 @@ def run(settings: Settings) -> dict[str, Any]:
             with redis_server(exe) as url:
                 results[SHARED] = _fleet(plan, url)
             settings.say(f"  {SHARED:46s} {_line(results[SHARED])}")
+            with redis_server(exe) as url:  # 2 Dask workers, upload_tree (bench_dask)
+                results[bench_dask.SHARED] = bench_dask.run_row(plan, url)
+            settings.say(f"  {bench_dask.SHARED:46s} {_line(results[bench_dask.SHARED])}")
         results[UNSHARED] = _fleet(plan, "memory://")
         settings.say(f"  {UNSHARED:46s} {_line(results[UNSHARED])}")
+        if not settings.quick:  # the contrast row; quick mode keeps the smoke run short
+            results[bench_dask.UNSHARED] = bench_dask.run_row(plan, "memory://")
+            settings.say(f"  {bench_dask.UNSHARED:46s} {_line(results[bench_dask.UNSHARED])}")
         reps.append(results)
     keys = ("cap_fraction", "files_s", "cap_files_s", "api_requests", "rate_limited", "share_429")
     summary = summarize_clients(reps, (*keys, "wall_s", "cpu_s", "max_late_s"))
@@ -218,6 +225,24 @@ def run(settings: Settings) -> dict[str, Any]:
             share,
             None if share is None else share < MAX_429_SHARE,
             SHARED,
+        ),
+    ]
+    dask_row = summary.get(bench_dask.SHARED, {})
+    fraction, share = dask_row.get("cap_fraction"), dask_row.get("share_429")
+    targets += [
+        make_target(
+            "2 Dask workers through Redis: achieved files/s / cap",
+            f">= {MIN_CAP_FRACTION}",
+            fraction,
+            None if fraction is None else fraction >= MIN_CAP_FRACTION,
+            bench_dask.SHARED,
+        ),
+        make_target(
+            "2 Dask workers through Redis: 429s / API requests",
+            f"< {MAX_429_SHARE}",
+            share,
+            None if share is None else share < MAX_429_SHARE,
+            bench_dask.SHARED,
         ),
     ]
     return {
