@@ -2,7 +2,8 @@
 
 1. The reference must be complete. After the pages are read, every name in
    ``fluidcloud_async.__all__``, ``fluidcloud_async.emulator.__all__``, the resource
-   namespaces (``fc.files`` ...) and the pytest plugin's fixtures must have a ``::: path``
+   namespaces (``fc.files`` ...), ``fluidcloud_async.dask.__all__`` and the pytest
+   plugin's fixtures must have a ``::: path``
    directive on some page; each of them, and every public method or property of a public
    class, needs a docstring in Markdown (no reStructuredText roles) whose ``Args:`` names
    every parameter. Anything missing fails the build, listed by name.
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 from pathlib import Path
@@ -47,7 +49,21 @@ def expected_names() -> list[str]:
         f"fluidcloud_async.emulator.{n}" for n in fluidcloud_async.emulator.__all__
     ]
     names += ["fluidcloud_async.pytest_plugin"]
+    # An optional extra's module, read without importing it (Dask need not be installed).
+    dask = _static_all(ROOT / "fluidcloud_async" / "dask.py")
+    names += [f"fluidcloud_async.dask.{n}" for n in dask]
     return names
+
+
+def _static_all(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return list(ast.literal_eval(node.value))
+    return []
 
 
 def _public_members(
