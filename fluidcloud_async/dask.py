@@ -260,6 +260,11 @@ class _ClientPlugin(WorkerPlugin):
             cm.__exit__(None, None, None)
 
 
+def _has_plugin(name: str, dask_scheduler: Any = None) -> bool:
+    """On the scheduler: whether the worker plugin ``name`` is registered."""
+    return name in getattr(dask_scheduler, "worker_plugins", {})
+
+
 def _run_batch(index: int, options: _Options, entries: list[_Entry]) -> BatchReport:
     """The task: upload one batch on this worker's loop and client."""
     worker = get_worker()
@@ -476,7 +481,8 @@ def upload_tree(
         timeout=timeout,
         max_retries=max_retries,
     )
-    digest = hashlib.sha256(repr(connection).encode() + (connection.api_key or "").encode())
+    storage = "" if rate_limit is None else rate_limit.storage  # repr() hides its password
+    digest = hashlib.sha256("\0".join((repr(connection), storage, connection.api_key)).encode())
     plugin_name = "fluidcloud-" + digest.hexdigest()[:16]
     options = _Options(
         plugin=plugin_name,
@@ -510,7 +516,10 @@ def upload_tree(
     batches = list(_batches(found, per_files, per_bytes))
     summary.batches = len(batches)
     if batches:
-        dask_client.register_plugin(_ClientPlugin(plugin_name, connection), name=plugin_name)
+        # Registered once per connection settings: registering again would close the
+        # workers' clients under a run still using them (another upload_tree call).
+        if not dask_client.run_on_scheduler(_has_plugin, plugin_name):  # type: ignore[no-untyped-call]
+            dask_client.register_plugin(_ClientPlugin(plugin_name, connection), name=plugin_name)
         run = uuid.uuid4().hex[:8]
         futures = {}
         for index, batch in enumerate(batches):
