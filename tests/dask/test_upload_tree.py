@@ -211,3 +211,71 @@ async def test_lost_worker_batch_reruns_and_stores_each_file_once(
         assert sorted(live) == sorted(files)  # each key exactly once
         assert trashed == 0  # no superseded twin
         assert emu.stats.completes == FILES
+
+
+async def test_key_is_not_in_task_arguments(
+    dask_client: distributed.Client, redis_url: str, tmp_path: Path
+) -> None:
+    """What the scheduler holds for the batch tasks (what the dashboard can show) carries
+    neither the API key nor the Redis URI; the worker plugin's repr hides the key."""
+    _tree(tmp_path / "t")
+    specs: list[bytes] = []
+
+    def scheduler_tasks(dask_scheduler: Any) -> bytes:
+        import pickle
+
+        return b"".join(
+            pickle.dumps(ts.run_spec)
+            for key, ts in dask_scheduler.tasks.items()
+            if str(key).startswith("fluidcloud-batch-")
+        )
+
+    def on_batch(report: BatchReport) -> None:
+        if report.batches_done == 1:  # the other batches are still on the scheduler
+            specs.append(dask_client.run_on_scheduler(scheduler_tasks))
+
+    async with (
+        Emulator(_config()) as emu,
+        AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as fc,
+    ):
+        space = await _space(emu, fc)
+        limit = RateLimit(
+            requests=REQUESTS, initiate=INITIATES, window=CLIENT_WINDOW, storage=redis_url
+        )
+        call = partial(
+            upload_tree,
+            dask_client,
+            tmp_path / "t",
+            space.id,
+            api_key=emu.api_key,
+            base_url=emu.base_url,
+            rate_limit=limit,
+            batch_files=5,
+            on_batch=on_batch,
+        )
+        summary = await anyio.to_thread.run_sync(call)
+        assert summary.uploaded == FILES
+    assert specs and b"part-" in specs[0]  # the batches' entries are there...
+    assert emu.api_key.encode() not in specs[0]  # ...the key is not
+    assert redis_url.encode() not in specs[0]
+    plugins = await anyio.to_thread.run_sync(
+        dask_client.run_on_scheduler, lambda dask_scheduler: dask_scheduler.worker_plugins
+    )
+    names = [n for n in plugins if str(n).startswith("fluidcloud-")]
+    assert names
+
+
+def test_plugin_teardown_closes_client_and_loop() -> None:
+    from fluidcloud_async.dask import _ClientPlugin, _Connection
+
+    plugin = _ClientPlugin(
+        "fluidcloud-test", _Connection("fck_test_x", "http://127.0.0.1:9", None, None, None)
+    )
+    assert "fck_test_x" not in repr(plugin)
+    portal, client = plugin.ensure()
+    assert plugin.ensure() == (portal, client)  # one per process, reused
+    plugin.teardown(None)  # type: ignore[arg-type]
+    assert plugin.client is None and plugin.portal is None
+    assert client._transport.sessions._closed  # closed: no session or limiter after this
+    with pytest.raises(RuntimeError):
+        portal.call(anyio.sleep, 0)  # the loop is stopped
