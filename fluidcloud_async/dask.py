@@ -27,6 +27,7 @@ re-runs after losing a worker skips the files the lost attempt stored, and a sec
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -67,6 +68,7 @@ __all__ = ["BatchReport", "FileFailure", "TreeSummary", "upload_tree"]
 logger = logging.getLogger("fluidcloud_async")
 
 _DEFAULT_RATE_LIMIT = RateLimit()
+_POLL = 0.2  # seconds between checks that a running batch is still wanted
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,21 @@ def _run_batch(index: int, options: _Options, entries: list[_Entry]) -> BatchRep
         raise RuntimeError(f"worker {worker.address} has no fluidcloud_async plugin")
     portal, client = plugin.ensure()
     started = time.monotonic()
-    report = portal.call(_upload_batch, client, index, options, entries, plugin._connection)
+    key = worker.get_current_task()
+    running = portal.start_task_soon(
+        _upload_batch, client, index, options, entries, plugin._connection
+    )
+    while True:
+        try:
+            report = running.result(timeout=_POLL)
+            break
+        except concurrent.futures.TimeoutError:
+            # Dask cannot stop a task's thread: when the task is cancelled (or released),
+            # cancel its uploads on the loop here, so that nothing more is sent.
+            state = worker.state.tasks.get(key)
+            if state is None or state.state in ("cancelled", "released"):
+                running.cancel()
+                raise concurrent.futures.CancelledError(f"{key} was cancelled") from None
     report.worker = worker.address
     report.seconds = time.monotonic() - started
     return report
@@ -398,8 +414,11 @@ def upload_tree(
     ``max_concurrency`` parts in flight per task, one client per worker process.
 
     Every worker must see ``root`` at the same path (a shared filesystem, or a
-    ``LocalCluster``). A file replaced after the walk is not uploaded (a failure), nor
-    followed if it became a symlink (a skip).
+    ``LocalCluster``) and have ``fluidcloud_async`` installed. ``dask_client`` is a
+    synchronous client: from async code, call ``upload_tree`` in a thread. Leaving early
+    (an exception from ``on_batch``, Ctrl-C) cancels the batches not yet finished. A file
+    replaced after the walk is not uploaded (a failure), nor followed if it became a
+    symlink (a skip).
 
     Re-running is safe: a batch Dask re-runs after losing a worker, or a whole second
     call, skips what is already stored with the same size and SHA-256 (each batch lists
@@ -521,7 +540,7 @@ def upload_tree(
         if not dask_client.run_on_scheduler(_has_plugin, plugin_name):  # type: ignore[no-untyped-call]
             dask_client.register_plugin(_ClientPlugin(plugin_name, connection), name=plugin_name)
         run = uuid.uuid4().hex[:8]
-        futures = {}
+        futures: dict[Any, tuple[int, list[Found]]] = {}  # distributed.Future: untyped
         for index, batch in enumerate(batches):
             entries = [_Entry(f.path, f.rel, f.open_path, f.ident[1], f.size) for f in batch]
             future = dask_client.submit(
@@ -529,21 +548,26 @@ def upload_tree(
             )
             futures[future] = (index, batch)
         finished = as_completed(list(futures))  # type: ignore[no-untyped-call]  # untyped
-        for done, future in enumerate(finished, 1):
-            index, batch = futures[future]
-            try:
-                report = future.result()
-            except Exception as exc:  # the task failed as a whole (e.g. KilledWorker)
-                report = BatchReport(index=index, files=len(batch), failed=len(batch))
-                report.failures = [
-                    FileFailure(f.path, _key(key_prefix, f.rel), f"batch failed: {exc!r}")
-                    for f in batch
-                ]
-            future.release()
-            report.batches_done, report.batches_total = done, len(batches)
-            summary._add(report)
-            if callback is not None:
-                callback(report)
+        try:
+            for done, future in enumerate(finished, 1):
+                index, batch = futures[future]
+                try:
+                    report = future.result()
+                except Exception as exc:  # the task failed as a whole (e.g. KilledWorker)
+                    report = BatchReport(index=index, files=len(batch), failed=len(batch))
+                    report.failures = [
+                        FileFailure(f.path, _key(key_prefix, f.rel), f"batch failed: {exc!r}")
+                        for f in batch
+                    ]
+                future.release()
+                report.batches_done, report.batches_total = done, len(batches)
+                summary._add(report)
+                if callback is not None:
+                    callback(report)
+        except BaseException:  # interrupted (Ctrl-C, an exception from on_batch):
+            # stop the batches left, and release those finished but not yet collected
+            dask_client.cancel(list(futures))  # type: ignore[no-untyped-call]  # untyped
+            raise
     summary.failures.sort(key=lambda f: f.path)
     summary.skips.sort()
     summary.wall_seconds = time.monotonic() - started

@@ -85,8 +85,7 @@ def _run(
         api_key=emu.api_key,
         base_url=emu.base_url,
         rate_limit=limit,
-        on_batch=reports.append,
-        **options,
+        **{"on_batch": reports.append, **options},
     )
     return anyio.to_thread.run_sync(call)
 
@@ -279,3 +278,44 @@ def test_plugin_teardown_closes_client_and_loop() -> None:
     assert client._transport.sessions._closed  # closed: no session or limiter after this
     with pytest.raises(RuntimeError):
         portal.call(anyio.sleep, 0)  # the loop is stopped
+
+
+async def test_leaving_early_cancels_the_batches_left(
+    dask_client: distributed.Client, redis_url: str, tmp_path: Path
+) -> None:
+    _tree(tmp_path / "t")
+
+    def stop(report: BatchReport) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while batches are still running
+
+    def batch_tasks(dask_scheduler: Any) -> list[str]:
+        return [str(k) for k in dask_scheduler.tasks if str(k).startswith("fluidcloud-batch-")]
+
+    async with (
+        Emulator(_config()) as emu,
+        AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as fc,
+    ):
+        space = await _space(emu, fc)
+        reports: list[BatchReport] = []
+        with pytest.raises(KeyboardInterrupt):
+            await _run(
+                dask_client,
+                emu,
+                tmp_path / "t",
+                space,
+                redis_url,
+                reports,
+                batch_files=4,
+                max_files=1,
+                on_batch=stop,
+            )
+        for _ in range(100):  # the scheduler forgets the cancelled tasks
+            if not await anyio.to_thread.run_sync(dask_client.run_on_scheduler, batch_tasks):
+                break
+            await anyio.sleep(0.1)
+        else:
+            pytest.fail("batch tasks still on the scheduler 10 s after leaving")
+        await anyio.sleep(1.0)  # workers look every 0.2 s; a request in flight lands
+        stored = len(await fc.files.list(space.id))
+        await anyio.sleep(1.5)
+        assert len(await fc.files.list(space.id)) == stored < FILES  # nothing more is sent
