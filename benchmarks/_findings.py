@@ -209,8 +209,13 @@ def tls(g: dict[str, Any], cores: int | None) -> list[str]:
         )
         if loop is not None:
             text += (
-                f" By thread: the event loop {loop:.2f} CPU-s/GiB, worker threads {workers:.2f}:"
-                " every TLS record is encrypted on the caller's loop (asyncio's SSL transport)."
+                f" By thread: the event loop {loop:.2f} CPU-s/GiB, worker threads {workers:.2f}"
+                + (
+                    ": every TLS record is encrypted on the caller's loop (asyncio's SSL"
+                    " transport)."
+                    if loop > workers
+                    else " (TLS is written from worker threads; the loop forwards progress)."
+                )
             )
         prof = g.get("profiles", {}).get(name, {})
         main = next((t for t in prof.get("threads", []) if t["thread"].startswith("Main")), None)

@@ -69,6 +69,11 @@ THREADS = f"{CONCURRENCY} threads × http.client HTTPS, os.preadv"
 HTTPX = "httpx sequential"
 SDK_ON = f"fluidcloud_async c={CONCURRENCY} checksum on (default)"
 SDK_OFF = f"fluidcloud_async c={CONCURRENCY} checksum off"
+# The same calls with the storage PUTs forced back onto aiohttp's TLS (the path before the
+# threaded transport): FLUIDCLOUD_STORAGE_TRANSPORT=aiohttp in the client's process.
+SDK_ON_AIO = f"fluidcloud_async c={CONCURRENCY} checksum on, aiohttp TLS"
+SDK_OFF_AIO = f"fluidcloud_async c={CONCURRENCY} checksum off, aiohttp TLS"
+SDK_ROWS = (SDK_ON, SDK_OFF, SDK_ON_AIO, SDK_OFF_AIO)
 KEYS = (
     *SUMMARY_KEYS,
     "ratio_curl_sha",
@@ -237,6 +242,8 @@ async def _lag_probe(lags: list[float]) -> None:
 async def sdk_tls(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
     """``fc.files.upload(path, space_id, max_concurrency=, checksum=)``, unmodified, while a
     5 ms timer on the same (the caller's) loop records how late it fires."""
+    if args.get("transport"):  # read per request by the engine: set before the upload
+        os.environ["FLUIDCLOUD_STORAGE_TRANSPORT"] = args["transport"]
     from fluidcloud_async import AsyncFluidCloud
 
     lags: list[float] = []
@@ -320,8 +327,14 @@ def _clients(
         clients.append((HTTPX, "python", ("benchmarks._baselines:httpx_sequential", {})))
     else:
         notes.append("httpx is not installed: no sequential httpx baseline.")
-    for name, checksum in ((SDK_ON, True), (SDK_OFF, False)):
+    for name, checksum, transport in (
+        (SDK_ON, True, None),
+        (SDK_OFF, False, None),
+        (SDK_ON_AIO, True, "aiohttp"),
+        (SDK_OFF_AIO, False, "aiohttp"),
+    ):
         sdk_args = {
+            "transport": transport,
             "api_key": API_KEY,
             "base_url": base_url,
             "space_id": new_space_id(),
@@ -489,7 +502,7 @@ def _add_ratios(results: dict[str, dict[str, Any]]) -> None:
 def _cpu_by_thread(reps: list[dict[str, dict[str, Any]]], size: int) -> dict[str, Any]:
     """Per SDK row: median CPU-seconds per GiB of each kind of thread."""
     out: dict[str, dict[str, float | None]] = {}
-    for name in (SDK_ON, SDK_OFF):
+    for name in SDK_ROWS:
         runs = [r[name] for r in reps if name in r and not r[name].get("error")]
         labels = sorted({label for r in runs for label in r.get("thread_cpu_s", {})})
         per_gib = {

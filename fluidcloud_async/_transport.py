@@ -145,6 +145,21 @@ class SessionHolder:
         return self._session
 
     @property
+    def owned(self) -> bool:
+        """Whether the client created (and configures) the session, rather than the caller."""
+        return self._owned
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The ``ssl_context=`` the client was given (None: the system's trust store)."""
+        return self._ssl if isinstance(self._ssl, ssl.SSLContext) else None
+
+    @property
+    def limit(self) -> int:
+        """The client's ``connection_limit``."""
+        return self._connection_limit
+
+    @property
     def created(self) -> bool:
         """Whether a session exists (a closed client never creates one by itself)."""
         return self._session is not None and not self._session.closed

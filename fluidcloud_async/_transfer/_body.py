@@ -71,6 +71,10 @@ class _Body(aiohttp.payload.Payload):
     async def _write(self, writer: AbstractStreamWriter) -> None:
         raise NotImplementedError
 
+    async def count(self, n: int) -> None:
+        """``n`` more bytes of this attempt went out (a thread transport reports them)."""
+        await self._count(n)
+
     async def _count(self, n: int) -> None:
         self.sent += n
         if self._progress is not None:
@@ -97,6 +101,11 @@ class MemoryBody(_Body):
     ) -> None:
         super().__init__(len(view), progress, stall_timeout)
         self._view = view
+
+    @property
+    def view(self) -> memoryview:
+        """The bytes to send."""
+        return self._view
 
     async def _write(self, writer: AbstractStreamWriter) -> None:
         await _write_view(writer, self._view, self)
@@ -129,6 +138,21 @@ class FileBody(_Body):
         self._offset = offset
         self._pool = pool
         self._use_sendfile = use_sendfile
+
+    @property
+    def reader(self) -> Reader:
+        """The source read from."""
+        return self._reader
+
+    @property
+    def offset(self) -> int:
+        """Where the range starts in the source."""
+        return self._offset
+
+    @property
+    def pool(self) -> BufferPool:
+        """The read buffers this body may take (one at a time per chunk in flight)."""
+        return self._pool
 
     async def _write(self, writer: AbstractStreamWriter) -> None:
         if self._length == 0:

@@ -86,6 +86,48 @@ class Body(Protocol):
     async def rollback(self) -> None: ...
 
 
+class StorageTransport(Protocol):
+    """The one step of a storage PUT that differs between transports: send ``body`` once
+    to a presigned ``url`` and return the ETag, or raise the typed storage error (an
+    :class:`ApiError` for an answer, an :class:`ApiConnectionError` for none; a failure of
+    the source is recorded in ``body.error``). :func:`put_with_retries` does the rest.
+
+    Two implementations: :class:`AiohttpStorage` (the client's session: sendfile on plain
+    TCP) and ``_threaded.ThreadedStorage`` (worker threads, the default for https).
+    """
+
+    async def put(
+        self,
+        url: str,
+        body: Any,
+        *,
+        length: int,
+        content_type: str | None,
+        policy: StoragePolicy,
+    ) -> str | None: ...
+
+
+class AiohttpStorage:
+    """Storage PUTs through an aiohttp session (:func:`put_once`)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def put(
+        self,
+        url: str,
+        body: Any,
+        *,
+        length: int,
+        content_type: str | None,
+        policy: StoragePolicy,
+    ) -> str | None:
+        """One PUT of ``body`` through the session (see :func:`put_once`)."""
+        return await put_once(
+            self.session, url, body, length=length, content_type=content_type, policy=policy
+        )
+
+
 def url_expiry(url: str) -> float | None:
     """When a presigned URL expires (epoch seconds), from X-Amz-Date + X-Amz-Expires."""
     query = parse_qs(urlsplit(url).query)
@@ -261,7 +303,7 @@ async def put_once(
 
 
 async def put_with_retries(
-    session: aiohttp.ClientSession,
+    transport: StorageTransport | aiohttp.ClientSession,
     url: str,
     make_body: Callable[[], Any],
     *,
@@ -271,15 +313,20 @@ async def put_with_retries(
     label: str,
 ) -> str | None:
     """PUT with bounded retries (backoff with jitter, Retry-After honoured); each attempt
-    gets a fresh body that re-reads the source, and rolls its progress back on failure."""
+    gets a fresh body that re-reads the source, and rolls its progress back on failure.
+
+    ``transport`` sends each attempt (a bare session means :class:`AiohttpStorage`)."""
+    # aiohttp.client's name: tests wrap the package attribute in a tracing factory.
+    if isinstance(transport, aiohttp.client.ClientSession):
+        transport = AiohttpStorage(transport)
     attempt = 0
     while True:
         attempt += 1
         check_not_expired(url)
         body = make_body()
         try:
-            return await put_once(
-                session, url, body, length=length, content_type=content_type, policy=policy
+            return await transport.put(
+                url, body, length=length, content_type=content_type, policy=policy
             )
         except ApiError as exc:
             failure: BaseException = exc

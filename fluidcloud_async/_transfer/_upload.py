@@ -33,6 +33,7 @@ from ._scheduler import PartsFailed, SlotPool, run_parts
 from ._small import SMALL_BODY, load_small
 from ._sources import SourceSpec, materialize
 from ._storage import ExpiredUrlError, StoragePolicy, put_with_retries
+from ._threaded import storage_for
 
 if TYPE_CHECKING:
     from .._client import AsyncFluidCloud
@@ -194,7 +195,7 @@ async def _send(
         await progress.add(sum(p.length for p in parts if p.number in done))
         parts = [p for p in parts if p.number not in done]
     policy = storage_policy(client)
-    session = client._transport.session
+    client._transport.session  # noqa: B018 - a closed client fails here (ClientClosed), once
     content_type = None if ticket.is_multipart else ticket.content_type
     digest: list[str] = []
     # A small single PUT is loaded (and hashed) whole inside its slot: see ``_small``.
@@ -221,7 +222,7 @@ async def _send(
 
         label = f"part {part.number}" if ticket.is_multipart else "object"
         etag = await put_with_retries(
-            session,
+            storage_for(client, part.url),
             part.url,
             make_body,
             length=part.length,

@@ -1,0 +1,552 @@
+"""Storage PUTs from worker threads over blocking sockets (the default for https storage).
+
+Over TLS the aiohttp path encrypts every byte on the caller's event loop (asyncio's
+memory-BIO SSL protocol copies each record through two BIOs on the loop thread): one core
+does all of the TLS and the caller's loop lags by tens of milliseconds. Here each part PUT
+runs in an anyio worker thread on a blocking ``http.client`` connection from a small
+keep-alive pool: the thread reads the part with ``os.preadv`` into one pooled buffer and
+writes it with ``sock.sendall`` - ``SSL_write`` releases the GIL, so encryption spreads
+over cores and the loop only forwards progress every 0.1 s. Measured in the package notes
+(``_transfer/__init__``) and ``benchmarks/bench_tls.py``.
+
+What the aiohttp path guarantees holds here too: the retry loop is the same
+(:func:`._storage.put_with_retries`, this only replaces the "send once" step), progress is
+counted per attempt and rolled back by the body, the socket timeout is the stall timeout,
+errors are the same typed errors with redacted URLs, a short read is a source error (not
+retried), the Content-Type is exactly the one given or absent, no ``Expect`` header is
+sent, and a cancellation or ``close()`` shuts the socket down under the thread, which stops
+between chunks and closes its own connection before the call returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import select
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from .._exceptions import ApiConnectionError, ApiError, ApiTimeoutError
+from .._redact import redact_url
+from .._retry import ClientClosed, ConnectFailed
+from ._body import FileBody, MemoryBody
+from ._buffers import BufferPool, pread_into
+from ._storage import (
+    MAX_ERROR_BODY,
+    AiohttpStorage,
+    StoragePolicy,
+    StorageTransport,
+    scrub,
+    storage_error,
+)
+
+if TYPE_CHECKING:
+    from .._client import AsyncFluidCloud
+    from .._proxy import ProxyRoute, ProxySettings
+    from ._readers import Reader
+
+#: Environment knob (private, for benchmarks and tests): ``auto`` (https -> threads, http ->
+#: aiohttp with sendfile), ``threads`` (both schemes) or ``aiohttp`` (both schemes).
+TRANSPORT_ENV = "FLUIDCLOUD_STORAGE_TRANSPORT"
+#: Seconds between two progress forwards from a part's thread to the loop.
+PROGRESS_INTERVAL = 0.1
+#: How long a failed body send waits for the answer the server may have sent before it
+#: closed (an early 403 or 400 explains the failure better than "broken pipe").
+EARLY_ANSWER_WAIT = 1.0
+#: Bytes per read and ``sendall`` in a part's thread (one buffer per part in flight).
+#: 4 MiB (a quarter of the GIL re-acquisitions) measured no better in bench_tls on 2 cores
+#: (checksum off 0.76-0.93 x curl vs 0.85-0.99, loop lag unchanged) for 4x the memory.
+THREAD_CHUNK = 1 << 20
+#: Idle keep-alive connections kept per (host, port, proxy).
+KEEP_IDLE = 16
+
+_RESOURCE_KEY = "threaded-storage"
+
+
+def transport_mode() -> str:
+    """The ``FLUIDCLOUD_STORAGE_TRANSPORT`` choice (``auto`` when unset or unknown)."""
+    mode = os.environ.get(TRANSPORT_ENV, "auto").strip().lower()
+    return mode if mode in ("threads", "aiohttp") else "auto"
+
+
+def storage_for(client: AsyncFluidCloud, url: str) -> StorageTransport:
+    """The storage transport of ``url``: worker threads for https (or everything with
+    ``FLUIDCLOUD_STORAGE_TRANSPORT=threads``), aiohttp otherwise.
+
+    A session the caller passed keeps the aiohttp path: its own TLS and proxy settings
+    live in it and cannot be carried over to another stack.
+    """
+    sessions = client._transport.sessions
+    mode = transport_mode()
+    wanted = mode == "threads" or (mode == "auto" and url[:8].lower() == "https://")
+    if wanted and sessions.owned:
+        threaded = sessions.resource(
+            _RESOURCE_KEY,
+            lambda: ThreadedStorage(sessions.ssl_context, sessions.proxies, sessions.limit),
+        )
+        if threaded.supports(url):
+            return threaded
+    return AiohttpStorage(client._transport.session)
+
+
+class _SourceFailed(Exception):
+    """Internal: the source failed under the thread (recorded as the body's error)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Stopped(Exception):
+    """Internal: the job was aborted (cancellation or client close) between chunks."""
+
+
+_Key = tuple[str, str, int, "ProxyRoute | None"]
+
+
+@dataclass(eq=False)
+class _Job:
+    """One PUT attempt, shared between the loop (progress, abort) and its thread."""
+
+    url: str
+    key: _Key
+    target: str
+    length: int
+    content_type: str | None
+    policy: StoragePolicy
+    view: memoryview | None = None
+    reader: Reader | None = None
+    offset: int = 0
+    buffer: bytearray | None = None
+    done: int = 0
+    """Bytes written to the socket (only the thread writes it)."""
+    finished: bool = False
+    sending: bool = False
+    """True while the body is being written (the watcher's stall clock runs then)."""
+    stalled: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    conn: http.client.HTTPConnection | None = None
+
+    def abort(self, *, stalled: bool = False) -> None:
+        """From the loop: stop the thread now (it is between chunks or blocked in one)."""
+        self.stalled = self.stalled or stalled
+        self.stop.set()
+        conn = self.conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            # The plain socket's shutdown, not SSLSocket's (which drops its SSL object
+            # under the thread): the blocked SSL_write/read then fails at once. The thread
+            # closes the connection itself, so no descriptor is closed under it.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class ThreadedStorage:
+    """Presigned PUTs in worker threads over a thread-safe keep-alive connection pool.
+
+    One per client (a client resource, closed with it). Concurrency is bounded by the
+    callers' slot pools; the capacity limiter only keeps anyio's thread count finite.
+    """
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext | None, proxies: ProxySettings, limit: int
+    ) -> None:
+        # The client's context when given, else what aiohttp's default is: the system
+        # trust store (which honours SSL_CERT_FILE / SSL_CERT_DIR), hostname checked.
+        self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self._proxies = proxies
+        self._limiter = anyio.CapacityLimiter(max(1, limit or 100))
+        self._lock = threading.Lock()
+        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
+        self._active: set[_Job] = set()
+        self._closed = False
+        self._buffers = BufferPool(THREAD_CHUNK, keep=16)
+
+    def supports(self, url: str) -> bool:
+        """Whether this transport can send to ``url`` (http(s); through no proxy or an
+        ``http://`` one: a TLS connection *to* the proxy stays with aiohttp)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        route = self._proxies.route(URL(url, encoded=True))
+        return route is None or route.url.scheme == "http"
+
+    async def put(
+        self,
+        url: str,
+        body: Any,
+        *,
+        length: int,
+        content_type: str | None,
+        policy: StoragePolicy,
+    ) -> str | None:
+        """One PUT of ``body`` (a :class:`FileBody` or :class:`MemoryBody`) from a worker
+        thread; the answer's ETag, verbatim. Errors as :func:`._storage.put_once`."""
+        if self._closed:
+            raise ClientClosed(
+                "the client was closed while the transfer was running",
+                method="PUT",
+                url=redact_url(url),
+            )
+        job = self._job(url, body, length, content_type, policy)
+        pool = self._buffers
+        if job.reader is not None:
+            job.reader.enter()
+            if job.reader.view is None:
+                job.buffer = pool.take()
+        self._active.add(job)
+        result: list[str | None] = []
+        failure: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch, job, body)
+                try:
+                    result.append(
+                        await anyio.to_thread.run_sync(self._run, job, limiter=self._limiter)
+                    )
+                except Exception as exc:  # raised below, outside the task group
+                    failure = exc
+                finally:
+                    job.finished = True
+                    tg.cancel_scope.cancel()
+        finally:
+            self._active.discard(job)
+            if job.reader is not None:
+                job.reader.leave()
+            if job.buffer is not None:
+                pool.give(job.buffer)  # the thread has returned: nothing references it
+        await _forward(job, body)
+        if self._closed:
+            raise ClientClosed(
+                "the client was closed while the transfer was running",
+                method="PUT",
+                url=redact_url(url),
+            ) from None
+        if isinstance(failure, _Stopped):
+            # Aborted because this task is being cancelled: deliver that cancellation.
+            await anyio.lowlevel.checkpoint()
+            raise ApiConnectionError(
+                "storage PUT aborted", method="PUT", url=redact_url(url)
+            ) from None
+        if isinstance(failure, _SourceFailed):
+            body.error = failure.cause
+            raise ApiConnectionError(
+                f"storage PUT stopped: the source failed: {failure.cause}",
+                method="PUT",
+                url=redact_url(url),
+            ) from None
+        if failure is not None:
+            raise failure
+        return result[0]
+
+    def _job(
+        self,
+        url: str,
+        body: Any,
+        length: int,
+        content_type: str | None,
+        policy: StoragePolicy,
+    ) -> _Job:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        route = self._proxies.route(URL(url, encoded=True))
+        # Exactly as issued: the signature must not be re-quoted. A plain-http request
+        # through a proxy names the absolute URL (the proxy forwards it).
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if route is not None and scheme == "http":
+            target = url.split("#", 1)[0]
+        job = _Job(url, (scheme, host, port, route), target, length, content_type, policy)
+        if isinstance(body, MemoryBody):
+            job.view = body.view
+        elif isinstance(body, FileBody):
+            job.reader = body.reader
+            job.offset = body.offset
+            if body.reader.view is not None:
+                job.view = body.reader.view[body.offset : body.offset + length]
+        else:  # pragma: no cover - the engine only builds these two
+            raise TypeError(f"cannot send a {type(body).__name__} from a thread")
+        return job
+
+    async def _watch(self, job: _Job, body: Any) -> None:
+        """Forward the thread's progress; on cancellation, abort the thread."""
+        seen, since = -1, 0.0
+        try:
+            while True:  # until the put cancels this task
+                await anyio.sleep(PROGRESS_INTERVAL)
+                await _forward(job, body)
+                now = anyio.current_time()
+                if not job.sending or job.done != seen:
+                    seen, since = job.done, now
+                elif now - since > job.policy.stall_timeout:
+                    job.abort(stalled=True)  # the thread raises ApiTimeoutError
+        except anyio.get_cancelled_exc_class():
+            if not job.finished:
+                job.abort()
+            raise
+
+    # -- in the worker thread ---------------------------------------------------------
+    def _run(self, job: _Job) -> str | None:
+        conn = self._checkout(job)
+        keep = False
+        try:
+            etag, keep = self._exchange(conn, job)
+            return etag
+        finally:
+            job.conn = None
+            if keep and not job.stop.is_set():
+                self._checkin(job.key, conn)
+            else:
+                conn.close()
+
+    def _checkout(self, job: _Job) -> http.client.HTTPConnection:
+        with self._lock:
+            idle = self._idle.get(job.key, [])
+            while idle:
+                conn = idle.pop()
+                if _usable(conn):
+                    job.conn = conn
+                    return conn
+                conn.close()
+        conn = self._connect(job)
+        job.conn = conn
+        if job.stop.is_set():  # aborted while connecting (abort saw no socket yet)
+            conn.close()
+            raise _Stopped
+        return conn
+
+    def _checkin(self, key: _Key, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if self._closed or len(idle) >= KEEP_IDLE:
+                conn.close()
+            else:
+                idle.append(conn)
+
+    def _connect(self, job: _Job) -> http.client.HTTPConnection:
+        scheme, host, port, route = job.key
+        timeout = job.policy.connect_timeout
+        conn: http.client.HTTPConnection
+        if route is None:
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        else:
+            proxy_host, proxy_port = route.url.host or "", route.url.port or 80
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    proxy_host, proxy_port, timeout=timeout, context=self._ssl
+                )
+                # CONNECT host:port with the credentials; TLS runs inside the tunnel,
+                # verified against the storage host's name.
+                headers = {}
+                if route.authorization is not None:
+                    headers["Proxy-Authorization"] = route.authorization
+                conn.set_tunnel(f"[{host}]" if ":" in host else host, port, headers=headers)
+            else:
+                conn = http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
+        try:
+            conn.connect()
+        except BaseException as exc:
+            conn.close()
+            raise _connect_error(exc, job, route) from None
+        return conn
+
+    def _exchange(self, conn: http.client.HTTPConnection, job: _Job) -> tuple[str | None, bool]:
+        """Headers, body, answer. Returns (ETag, whether the connection can be reused)."""
+        method, url, policy = "PUT", job.url, job.policy
+        try:
+            assert conn.sock is not None
+            conn.sock.settimeout(policy.stall_timeout)
+            # No Accept-Encoding (aiohttp sends none either on a PUT's signed headers
+            # question: S3 ignores it) and never an Expect header.
+            conn.putrequest(method, job.target, skip_accept_encoding=True)
+            conn.putheader("Content-Length", str(job.length))
+            if job.content_type is not None:
+                conn.putheader("Content-Type", job.content_type)
+            route = job.key[3]
+            if route is not None and route.authorization and job.key[0] == "http":
+                conn.putheader("Proxy-Authorization", route.authorization)
+            conn.putheader("User-Agent", _user_agent())
+            conn.endheaders()
+            # A blocking socket while the body goes out: each chunk is one SSL_write that
+            # holds no GIL until the kernel took it all. With a socket timeout OpenSSL
+            # returns WANT_WRITE whenever the send buffer fills, and the thread takes the
+            # GIL back for a poll() each time (bench_tls, successive runs: checksum on 0.74 ->
+            # 0.97 x curl || sha256 with this change). The stall timeout is kept by the
+            # watcher on the loop instead (no chunk accepted for ``stall_timeout`` ->
+            # abort -> ApiTimeoutError).
+            conn.sock.settimeout(None)
+            job.sending = True
+            try:
+                self._send_body(conn.sock, job)
+            except OSError:
+                job.sending = False
+                if job.stop.is_set():
+                    raise self._stopped(job) from None
+                answer = _early_answer(conn)
+                if answer is None:
+                    raise
+                return self._answer(answer, job)
+            job.sending = False
+            conn.sock.settimeout(policy.read_timeout)
+            return self._answer(conn.getresponse(), job)
+        except (ApiError, ApiConnectionError, _SourceFailed):
+            raise
+        except _Stopped:
+            raise self._stopped(job) from None
+        except (OSError, http.client.HTTPException) as exc:
+            if job.stop.is_set():
+                raise self._stopped(job) from None
+            raise _transfer_error(exc, method, url) from None
+
+    @staticmethod
+    def _stopped(job: _Job) -> Exception:
+        if job.stalled:
+            return ApiTimeoutError(
+                f"storage PUT stalled: no byte accepted for {job.policy.stall_timeout:g}s",
+                method="PUT",
+                url=redact_url(job.url),
+            )
+        return _Stopped()
+
+    def _answer(self, resp: http.client.HTTPResponse, job: _Job) -> tuple[str | None, bool]:
+        payload = resp.read(MAX_ERROR_BODY)
+        headers = CIMultiDictProxy(CIMultiDict(resp.getheaders()))
+        keep = not resp.will_close and resp.isclosed()  # the whole body was read
+        if not resp.isclosed():
+            resp.close()
+        if 200 <= resp.status < 300:
+            etag: str | None = headers.get("ETag")
+            return etag, keep
+        raise storage_error(resp.status, payload, "PUT", job.url, headers)
+
+    def _send_body(self, sock: socket.socket, job: _Job) -> None:
+        stop = job.stop
+        if job.view is not None:
+            view = job.view
+            for start in range(0, len(view), THREAD_CHUNK):
+                if stop.is_set():
+                    raise _Stopped
+                chunk = view[start : start + THREAD_CHUNK]
+                sock.sendall(chunk)
+                job.done += len(chunk)
+            return
+        reader, buf = job.reader, job.buffer
+        assert reader is not None
+        assert buf is not None
+        whole = memoryview(buf)
+        while job.done < job.length:
+            if stop.is_set():
+                raise _Stopped
+            want = min(len(whole), job.length - job.done)
+            view = whole[:want]
+            position = job.offset + job.done
+            try:
+                if reader.fd is not None:
+                    got = pread_into(reader.fd, view, reader.base + position)
+                else:  # a file object or aiofiles reader: its own (async) read path
+                    got = int(anyio.from_thread.run(reader.readinto, position, view))
+            except OSError as exc:
+                raise _SourceFailed(exc) from None
+            if got < want:
+                raise _SourceFailed(ValueError("the file shrank while it was being uploaded"))
+            sock.sendall(view)
+            job.done += got
+
+    async def aclose(self) -> None:
+        """Abort running PUTs (they raise :class:`ClientClosed`), close idle connections."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for job in list(self._active):
+            job.abort()
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+
+async def _forward(job: _Job, body: Any) -> None:
+    """Move the thread's byte count into the body (progress, rollback bookkeeping)."""
+    delta = job.done - body.sent
+    if delta:
+        await body.count(delta)
+
+
+def _usable(conn: http.client.HTTPConnection) -> bool:
+    """An idle connection is reusable if the server has not closed it (nothing readable:
+    an idle HTTP/1.1 connection only becomes readable at EOF or a stray byte)."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+def _early_answer(conn: http.client.HTTPConnection) -> http.client.HTTPResponse | None:
+    """The answer a server sent before it stopped reading the body, if any."""
+    try:
+        assert conn.sock is not None
+        conn.sock.settimeout(EARLY_ANSWER_WAIT)
+        resp = conn.getresponse()
+    except (OSError, http.client.HTTPException, AssertionError):
+        return None
+    return resp if resp.status >= 300 else None
+
+
+def _connect_error(exc: BaseException, job: _Job, route: ProxyRoute | None) -> BaseException:
+    safe_url = redact_url(job.url)
+    if isinstance(exc, (ApiError, ApiConnectionError, _Stopped)) or not isinstance(
+        exc, (OSError, http.client.HTTPException)
+    ):
+        return exc
+    if job.stop.is_set():
+        return _Stopped()
+    if isinstance(exc, TimeoutError):
+        return ApiTimeoutError("storage PUT timed out connecting", method="PUT", url=safe_url)
+    text = str(exc)
+    if route is not None and text.startswith("Tunnel connection failed"):
+        status = text.partition(":")[2].strip()
+        return ApiConnectionError(
+            f"the proxy refused storage PUT: {status}", method="PUT", url=safe_url
+        )
+    if route is not None and isinstance(exc, ConnectionRefusedError | socket.gaierror):
+        where = f"{route.url.host}:{route.url.port}"
+        return ConnectFailed(
+            f"cannot connect to the proxy {where}: {scrub(text)}", method="PUT", url=safe_url
+        )
+    return ConnectFailed(f"cannot connect to storage: {scrub(text)}", method="PUT", url=safe_url)
+
+
+def _transfer_error(exc: BaseException, method: str, url: str) -> ApiConnectionError:
+    safe_url = redact_url(url)
+    if isinstance(exc, TimeoutError):
+        return ApiTimeoutError(f"storage {method} timed out", method=method, url=safe_url)
+    return ApiConnectionError(
+        f"storage {method} failed: {type(exc).__name__}: {scrub(str(exc))}",
+        method=method,
+        url=safe_url,
+    )
+
+
+def _user_agent() -> str:
+    from .._transport import USER_AGENT
+
+    return USER_AGENT

@@ -1,0 +1,260 @@
+"""The threaded storage transport end to end over real TLS sockets (an https emulator).
+
+https storage URLs go through ``_threaded.ThreadedStorage`` by default: these tests run a
+representative subset of the transfer guarantees on it - byte-exact multipart and single
+PUTs, retries with progress rollback, a stall, cancellation and client close with no
+leaked thread or socket, a source that shrinks, the aiohttp knob - and record (not
+assert) the caller's event-loop lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from fluidcloud_async import (
+    AsyncFluidCloud,
+    SourceChangedError,
+    Space,
+    UploadError,
+)
+from fluidcloud_async._retry import ClientClosed
+from fluidcloud_async._transfer import _threaded
+from fluidcloud_async._transfer._threaded import TRANSPORT_ENV, ThreadedStorage
+from fluidcloud_async.emulator import Emulator, EmulatorConfig
+from tests._tls import Tls, make_tls
+
+from .conftest import PART, THRESHOLD, NoSleep, random_bytes, sha, write
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+async def emu(tls: Tls) -> AsyncIterator[Emulator]:
+    config = EmulatorConfig(
+        multipart_threshold=THRESHOLD,
+        part_size=PART,
+        scan_delay=0.01,
+        ssl_context=tls.server_context(),
+    )
+    async with Emulator(config) as emulator:
+        assert emulator.storage_url.startswith("https://")
+        yield emulator
+        await emulator.wait_for_scans()
+
+
+@pytest.fixture
+async def fc(emu: Emulator, tls: Tls, sleeps: NoSleep) -> AsyncIterator[AsyncFluidCloud]:
+    async with AsyncFluidCloud(
+        emu.api_key, base_url=emu.base_url, ssl_context=tls.client_context(), _sleep=sleeps
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def space(fc: AsyncFluidCloud) -> Space:
+    return await fc.spaces.create("tls")
+
+
+@pytest.fixture
+def puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """URL of every PUT attempt the threaded transport sends."""
+    seen: list[str] = []
+    original = ThreadedStorage.put
+
+    async def spy(self: ThreadedStorage, url: str, *args: object, **kwargs: object) -> object:
+        seen.append(url)
+        return await original(self, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ThreadedStorage, "put", spy)
+    return seen
+
+
+class Running:
+    """Worker threads inside a PUT right now (anyio keeps idle workers: not leaks)."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def running(monkeypatch: pytest.MonkeyPatch) -> Running:
+    state = Running()
+    original = ThreadedStorage._run
+
+    def counted(self: ThreadedStorage, job: object) -> object:
+        with state.lock:
+            state.now += 1
+            state.most = max(state.most, state.now)
+        try:
+            return original(self, job)  # type: ignore[arg-type]
+        finally:
+            with state.lock:
+                state.now -= 1
+
+    monkeypatch.setattr(ThreadedStorage, "_run", counted)
+    return state
+
+
+async def test_multipart_and_single_over_tls_are_byte_exact_through_threads(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator, tmp_path: Path, puts: list[str]
+) -> None:
+    data = random_bytes(5 * PART + 123, seed=1)
+    seen: list[int] = []
+    f = await fc.files.upload(
+        write(tmp_path / "big.bin", data), space.id, progress=lambda s, t: seen.append(s)
+    )
+    assert f.size == len(data) and f.sha256 == sha(data)
+    assert seen[-1] == len(data) and seen == sorted(seen)
+    assert len(puts) == 6 and all(u.startswith("https://") for u in puts)
+    small = await fc.files.upload(b"hello", space.id, name="h.txt", content_type="text/x-odd")
+    assert small.size == 5 and small.mime == "text/x-odd"
+    one = random_bytes(THRESHOLD - 10, seed=2)  # one PUT from memory, not a path
+    g = await fc.files.upload(one, space.id, name="one.bin")
+    assert g.sha256 == sha(one)
+    assert len(puts) == 8
+    # The keep-alive pool served later parts on earlier connections.
+    assert emu.stats.storage_puts == 8
+
+
+async def test_drops_and_errors_are_retried_with_rollback(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator, tmp_path: Path, sleeps: NoSleep
+) -> None:
+    data = random_bytes(4 * PART, seed=3)
+    emu.faults.drop_next_storage_puts = 2
+    emu.faults.fail_next_storage_puts = 1
+    seen: list[int] = []
+    f = await fc.files.upload(
+        write(tmp_path / "f.bin", data), space.id, progress=lambda s, t: seen.append(s)
+    )
+    assert f.sha256 == sha(data)
+    assert emu.stats.faults["storage_drop"] == 2 and emu.stats.faults["storage_error"] == 1
+    assert len(sleeps.calls) >= 3  # one retry loop: each failure slept before its retry
+    assert seen[-1] == len(data) and max(seen) <= len(data)
+
+
+async def test_a_stalled_part_times_out_and_is_retried(
+    emu: Emulator, tls: Tls, tmp_path: Path, sleeps: NoSleep
+) -> None:
+    data = random_bytes(3 * PART, seed=4)
+    emu.faults.stall_next_storage_puts = 1
+    emu.faults.stall_next_seconds = 30.0
+    async with AsyncFluidCloud(
+        emu.api_key,
+        base_url=emu.base_url,
+        ssl_context=tls.client_context(),
+        timeout=1.0,
+        _sleep=sleeps,
+    ) as fc:
+        space = await fc.spaces.create("stall")
+        started = time.monotonic()
+        f = await fc.files.upload(write(tmp_path / "s.bin", data), space.id)
+        assert time.monotonic() - started < 15
+    assert f.sha256 == sha(data)
+    assert emu.stats.storage_puts >= 4  # the stalled part was sent again
+
+
+async def test_cancellation_stops_threads_and_closes_sockets_promptly(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator, tmp_path: Path, running: Running
+) -> None:
+    data = random_bytes(6 * PART, seed=5)
+    path = write(tmp_path / "c.bin", data)
+    emu.faults.storage_bandwidth = 256 * 1024  # bytes/s per connection: parts take seconds
+    task = asyncio.ensure_future(fc.files.upload(path, space.id, max_concurrency=3))
+    await asyncio.sleep(0.5)
+    assert running.now == 3, "the parts run in worker threads"
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 0.5  # ~100 ms target; slack for a loaded CI box
+    assert running.now == 0
+    assert emu.stats.completes == 0
+    emu.faults.storage_bandwidth = None
+    # Aborted connections were closed by their threads, not pooled (an unclosed socket
+    # would also fail the run: ResourceWarning is an error here).
+    storage = _threaded.storage_for(fc, emu.storage_url)
+    assert isinstance(storage, ThreadedStorage)
+    assert not storage._active and not any(storage._idle.values())
+
+
+async def test_closing_the_client_mid_upload_raises_client_closed(
+    emu: Emulator, tls: Tls, tmp_path: Path, running: Running
+) -> None:
+    data = random_bytes(4 * PART, seed=6)
+    emu.faults.storage_bandwidth = 256 * 1024
+    fc = AsyncFluidCloud(emu.api_key, base_url=emu.base_url, ssl_context=tls.client_context())
+    space = await fc.spaces.create("close")
+    task = asyncio.ensure_future(fc.files.upload(write(tmp_path / "x.bin", data), space.id))
+    await asyncio.sleep(0.5)
+    await fc.close()
+    with pytest.raises(UploadError) as info:
+        await task
+    assert isinstance(info.value.cause, ClientClosed)
+    assert running.most > 0 and running.now == 0
+    emu.faults.storage_bandwidth = None
+
+
+async def test_a_file_shrinking_under_a_thread_is_a_source_error_not_retried(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator, tmp_path: Path
+) -> None:
+    data = random_bytes(4 * PART, seed=7)
+    path = write(tmp_path / "shrink.bin", data)
+    emu.faults.storage_bandwidth = 512 * 1024
+    task = asyncio.ensure_future(fc.files.upload(path, space.id, max_concurrency=4))
+    await asyncio.sleep(0.3)
+    os.truncate(path, PART // 2)
+    with pytest.raises(SourceChangedError):
+        await task
+    emu.faults.storage_bandwidth = None
+    assert emu.stats.completes == 0
+
+
+async def test_aiohttp_knob_and_caller_sessions_keep_the_aiohttp_path(
+    fc: AsyncFluidCloud,
+    space: Space,
+    tmp_path: Path,
+    puts: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = random_bytes(3 * PART, seed=8)
+    monkeypatch.setenv(TRANSPORT_ENV, "aiohttp")
+    f = await fc.files.upload(write(tmp_path / "a.bin", data), space.id)
+    assert f.sha256 == sha(data) and puts == []
+    monkeypatch.setenv(TRANSPORT_ENV, "auto")
+    storage = _threaded.storage_for(fc, "http://127.0.0.1:1/b/k")
+    assert not isinstance(storage, ThreadedStorage)  # plain http: aiohttp + sendfile
+
+
+async def test_event_loop_lag_during_a_tls_upload_is_recorded(
+    fc: AsyncFluidCloud, space: Space, tmp_path: Path
+) -> None:
+    """A benchmark figure, not an assertion: printed for the record (see bench_tls)."""
+    data = random_bytes(8 * PART, seed=9)
+    path = write(tmp_path / "lag.bin", data)
+    lags: list[float] = []
+
+    async def probe() -> None:
+        while True:  # until cancelled
+            due = time.monotonic() + 0.005
+            await anyio.sleep(0.005)
+            lags.append(time.monotonic() - due)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(probe)
+        await fc.files.upload(path, space.id, checksum=False)
+        tg.cancel_scope.cancel()
+    lags.sort()
+    print(f"loop lag p99 {lags[int(len(lags) * 0.99) - 1] * 1000:.1f} ms over {len(lags)} ticks")
