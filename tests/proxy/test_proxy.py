@@ -319,3 +319,45 @@ async def test_storage_through_a_failing_proxy_names_the_proxy_not_the_secret(
     assert "407" in str(refused.value)
     assert "wr0ng-pa55" not in _all_text(refused.value)
     assert emu.stats.storage_puts == 0  # neither PUT got past the proxy
+
+
+async def test_https_storage_puts_from_worker_threads_use_the_proxy_and_no_proxy(
+    auth_proxy: Proxy,
+    tls_emu: Emulator,
+    tls: Tls,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The threaded storage transport (https storage's default) routes as ``_proxy``
+    decides: a CONNECT tunnel with the credentials, and NO_PROXY bypasses it."""
+    from fluidcloud_async._transfer._threaded import ThreadedStorage
+
+    sent: list[str] = []
+    original = ThreadedStorage.put
+
+    async def spy(self: ThreadedStorage, url: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(url)
+        return await original(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadedStorage, "put", spy)
+    monkeypatch.setenv("HTTPS_PROXY", auth_proxy.url)
+    big = bytes(range(256)) * (3 * MiB // 256)
+    storage_port = _port(tls_emu.storage_url)
+    async with AsyncFluidCloud(
+        tls_emu.api_key, base_url=tls_emu.base_url, ssl_context=tls.client_context()
+    ) as fc:
+        space = await fc.spaces.create("threads-proxied")
+        f = await fc.files.upload(big, space.id, name="big.bin")
+        assert f.size == len(big) and len(sent) == 3
+        tunnels = [r for r in auth_proxy.requests() if r["port"] == storage_port]
+        assert tunnels and all(r["method"] == "CONNECT" for r in tunnels)
+        assert "X-Amz-Signature" not in repr(auth_proxy.requests())
+    # NO_PROXY naming the storage's host:port: its PUTs go direct, still from threads.
+    auth_proxy.clear()
+    monkeypatch.setenv("NO_PROXY", f"127.0.0.1:{storage_port}")
+    async with AsyncFluidCloud(
+        tls_emu.api_key, base_url=tls_emu.base_url, ssl_context=tls.client_context()
+    ) as fc:
+        await fc.files.upload(big, space.id, name="direct.bin")
+    assert len(sent) == 6
+    seen = auth_proxy.requests()
+    assert seen and not any(r["port"] == storage_port for r in seen)
