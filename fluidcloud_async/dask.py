@@ -1,20 +1,24 @@
-"""Bulk ingest on a Dask cluster: :func:`upload_tree` (needs the ``[dask]`` extra).
+"""Bulk ingest on a Dask cluster: [`upload_tree`][fluidcloud_async.dask.upload_tree]
+(needs the ``[dask]`` extra).
 
 The tree is walked on the client side (by the same walker as ``upload_many``: no symlink
 followed by default), cut into batches by file count and bytes, and each batch runs as one
 Dask task: ``upload_many``'s engine with ``skip_existing`` on the worker, through one
-:class:`~fluidcloud_async.AsyncFluidCloud` per worker process, reused by every task it runs.
+[`AsyncFluidCloud`][fluidcloud_async.AsyncFluidCloud] per worker process, reused by every
+task it runs.
 
 How it runs on a worker. Dask runs tasks in threads; the SDK is async. A
-:class:`distributed.WorkerPlugin` starts, in each worker process, one event loop in a
+`distributed.WorkerPlugin` starts, in each worker process, one event loop in a
 dedicated thread (an anyio blocking portal) and one client on it; tasks hand their batch
 to that loop and wait. The plugin closes the client and stops the loop when the worker
 shuts down. Concurrent tasks on one worker share the client's connection pool and its
 rate limiter.
 
-Credentials. The API key, base URL and :class:`~fluidcloud_async.RateLimit` (whose Redis
-URI may hold a password) travel inside the worker plugin, registered once per run with
-the scheduler (so a worker that replaces a lost one gets it too), never as task arguments:
+Credentials. The API key, base URL and [`RateLimit`][fluidcloud_async.RateLimit] (whose
+Redis URI may hold a password) travel inside the worker plugin, registered with the
+scheduler once per set of connection settings (so a worker that replaces a lost one gets
+it too; registering it again would close the clients of a run in progress), never as
+task arguments:
 the dashboard, task reprs and the scheduler's task graph show only paths, keys, sizes and
 upload options. The plugin's ``repr`` hides the key. Whoever can reach the scheduler can
 still unpickle the plugin: that is Dask's trust boundary, as for any credential a task uses.
@@ -113,7 +117,8 @@ class BatchReport:
 
 @dataclass
 class TreeSummary:
-    """The aggregated outcome of :func:`upload_tree`; ``str()`` gives a one-line summary."""
+    """The aggregated outcome of [`upload_tree`][fluidcloud_async.dask.upload_tree];
+    ``str()`` gives a one-line summary."""
 
     files: int = 0
     """Regular files found by the walk (each one is in exactly one batch)."""
@@ -201,7 +206,7 @@ class _Connection:
 
 class _ClientPlugin(WorkerPlugin):
     """One event loop (an anyio blocking portal in its own thread) and one
-    :class:`AsyncFluidCloud` per worker process; closed when the worker shuts down."""
+    `AsyncFluidCloud` per worker process; closed when the worker shuts down."""
 
     def __init__(self, name: str, connection: _Connection) -> None:
         self.name = name
@@ -451,13 +456,15 @@ def upload_tree(
         hash_cache: A path for a ``HashCache`` on each worker, or ``None``.
         timeout: The workers' client ``timeout`` (default: the client's default).
         max_retries: The workers' client ``max_retries`` (default: the client's default).
-        on_batch: Called here, in the calling thread, with each :class:`BatchReport` as
-            its batch finishes (``batches_done`` of ``batches_total``).
+        on_batch: Called here, in the calling thread, with each
+            [`BatchReport`][fluidcloud_async.dask.BatchReport] as its batch finishes
+            (``batches_done`` of ``batches_total``).
 
     Returns:
-        The :class:`TreeSummary`: counts, bytes, each failure and skip with its reason,
-        and the wall time. A batch whose task failed as a whole (a worker lost more often
-        than the scheduler's ``allowed-failures``) counts each of its files as failed.
+        The [`TreeSummary`][fluidcloud_async.dask.TreeSummary]: counts, bytes, each
+        failure and skip with its reason, and the wall time. A batch whose task failed as
+        a whole (a worker lost more often than the scheduler's ``allowed-failures``)
+        counts each of its files as failed.
 
     Raises:
         OSError: ``root`` cannot be listed.
