@@ -39,12 +39,14 @@ class AsyncFluidCloud:
             (connecting has its own 30 s), so a large transfer that keeps moving never times
             out. For a deadline on a whole call wrap it in ``asyncio.timeout(...)`` /
             ``anyio.fail_after(...)``: cancellation stops every part and never completes.
-        max_retries: retries after the first attempt (see the README's retry table).
+        max_retries: retries after the first attempt (see the retry table in the
+            errors guide).
         session: an ``aiohttp.ClientSession`` to use; you keep ownership and close it, and
             its own proxy and TLS settings apply. By default the client creates one lazily
-            and closes it in :meth:`close`.
+            and closes it in [`close`][fluidcloud_async.AsyncFluidCloud.close].
         connection_limit: size of the connection pool the client creates.
-        on_retry: called (sync or async) with a :class:`RetryEvent` before each retry sleep.
+        on_retry: called (sync or async) with a
+            [`RetryEvent`][fluidcloud_async.RetryEvent] before each retry sleep.
         allow_insecure_http: permit a live key over plain ``http://`` to a non-loopback host,
             and any key over plain ``http://`` through a proxy (which could read it).
         trust_env: honour ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (read once,
@@ -53,15 +55,32 @@ class AsyncFluidCloud:
             ``*_PROXY`` variables; ``NO_PROXY`` still applies while ``trust_env`` is true.
         ssl_context: TLS settings of the client's session (a private CA, client certs).
 
-    Use ``async with AsyncFluidCloud() as fc:`` or call ``await fc.close()``.
+    Raises:
+        ConfigurationError: no API key, a malformed `base_url`, a live key over plain
+            http, or an invalid setting.
+
+    Use `async with AsyncFluidCloud() as fc:` or call `await fc.close()`. One client serves
+    any number of concurrent tasks.
+
+    Examples:
+        ```python
+        async with AsyncFluidCloud(timeout=60, max_retries=5) as client:
+            print(await client.quota.usage())
+        ```
     """
 
     spaces: Spaces
+    """Spaces: the top-level containers."""
     folders: Folders
+    """Folders inside a space."""
     files: Files
+    """Files: uploads, downloads, links and the file records."""
     shares: Shares
+    """Raw share links."""
     quota: QuotaResource
+    """Usage against the plan's limits."""
     uploads: Uploads
+    """The raw upload steps and server-side URL import."""
 
     def __init__(
         self,
@@ -178,9 +197,23 @@ class AsyncFluidCloud:
         max_retries: int | None = None,
         on_retry: OnRetry | None = None,
     ) -> AsyncFluidCloud:
-        """A copy with some options changed that shares this client's session.
+        """A view of this client with some options changed, sharing its session.
 
-        Closing the copy does nothing; close the original when done.
+        Closing the view does nothing; close the original when done.
+
+        Args:
+            timeout: A new per-request timeout in seconds.
+            max_retries: A new number of retries (0 fails fast).
+            on_retry: A new retry hook.
+
+        Returns:
+            The view; options left `None` keep this client's values.
+
+        Examples:
+            ```python
+            impatient = fc.with_options(timeout=5, max_retries=0)
+            await impatient.files.get(f.id)
+            ```
         """
         changes: dict[str, Any] = {}
         if timeout is not None:
@@ -220,6 +253,8 @@ class AsyncFluidCloud:
 
 
 FluidCloud = AsyncFluidCloud
+"""The sync SDK's name for the client: an alias of `AsyncFluidCloud`, so that porting code
+changes only the import (`from fluidcloud_async import FluidCloud`)."""
 
 
 def _origin(base_url: str) -> str:

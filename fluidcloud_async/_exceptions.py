@@ -106,10 +106,13 @@ class QuotaExceededError(ApiError):
 
 class PermissionError(ApiError, builtins.PermissionError):
     """403: the key lacks a scope (``insufficient_scope``) or the plan lacks API access
-    (``feature_not_in_plan``). Also exported as :class:`PermissionDeniedError`."""
+    (``feature_not_in_plan``). Also exported as `PermissionDeniedError`, a name that does
+    not shadow the builtin `PermissionError` (which this one also subclasses)."""
 
 
 PermissionDeniedError = PermissionError
+"""The same class as [`PermissionError`][fluidcloud_async.PermissionError] (403), under a
+name that does not shadow the builtin."""
 
 
 class NotFoundError(ApiError):
@@ -237,7 +240,8 @@ class StorageProtocolError(DownloadError):
 class InfectedFileError(ConflictError):
     """The virus scan marked the file ``infected``; it can never be shared or served.
 
-    A :class:`ConflictError` (status 409, code ``file_infected``): where the sync SDK's
+    A [`ConflictError`][fluidcloud_async.ConflictError] (status 409, code
+    ``file_infected``): where the sync SDK's
     ``upload(..., public=True)`` fails with the API's 409 on an unclean file, this SDK waits
     for the verdict first, so ``except ConflictError`` written for the sync SDK still
     catches it.
@@ -254,8 +258,9 @@ class InfectedFileError(ConflictError):
 class ScanTimeoutError(ConflictError):
     """Waiting for the scan verdict took longer than the caller allowed.
 
-    A :class:`ConflictError` (status 409, code ``scan_pending``) for the same reason as
-    :class:`InfectedFileError`: the sync SDK reports a file that is not clean yet as 409.
+    A [`ConflictError`][fluidcloud_async.ConflictError] (status 409, code ``scan_pending``)
+    for the same reason as [`InfectedFileError`][fluidcloud_async.InfectedFileError]: the
+    sync SDK reports a file that is not clean yet as 409.
     """
 
     def __init__(self, message: str, *, file: File) -> None:

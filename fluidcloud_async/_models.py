@@ -92,22 +92,34 @@ class File(_Model):
 
     id: str
     original_name: str
+    """The file's name (what `rename` changes)."""
     space_id: str | None = None
     folder_id: str | None = None
+    """`None` at the space root."""
     tenant_id: str | None = None
     source_app: str | None = None
+    """Which app created the file (`"api"` for uploads through the API)."""
     client_key: str | None = None
+    """Your own key, as given to `upload`."""
     name: str | None = None
     mime: str | None = None
+    """The MIME type."""
     size: int | None = None
+    """In bytes."""
     sha256: str | None = None
+    """The hex SHA-256 of the bytes."""
     scan_status: str | None = None
+    """`"pending"`, `"clean"` or `"infected"` (see [`ScanStatus`][fluidcloud_async.ScanStatus])."""
     status: str | None = None
+    """`"draft"` (being scanned), `"ready"` (clean) or `"blocked"` (infected)."""
     created_by: str | None = None
+    """A prefix of the key that created the file, never the key."""
     deleted_at: Timestamp | None = None
+    """When it was moved to the trash; `None` for a live file."""
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
     public_url: str | None = None
+    """The permanent raw link minted by `upload(..., public=True)`; else `None`."""
 
     _secret_urls: ClassVar[frozenset[str]] = frozenset({"public_url"})
 
@@ -145,11 +157,16 @@ class Link(_Model):
     """
 
     id: str
+    """The share's id, for `shares.revoke`."""
     url: str = Field(repr=False)
+    """The raw link: a credential, shown only now (and masked in `repr`)."""
     file_id: str | None = None
     permission: str = "view"
+    """`"view"` (served inline) or `"download"` (as an attachment)."""
     expires_at: Timestamp | None = None
+    """`None` for a permanent link."""
     max_downloads: int | None = None
+    """`None` for no limit."""
     created_at: Timestamp | None = None
 
 
@@ -205,13 +222,21 @@ class UploadTicket(_Model):
     """
 
     file_id: str
+    """The reserved file id, for `uploads.complete`."""
     key: str
+    """The storage key, for `uploads.complete`."""
     mode: str
+    """`"single"` (one PUT to `upload_url`) or `"multipart"` (a PUT per part URL)."""
     content_type: str | None = None
+    """The `Content-Type` the single PUT URL was signed for (send exactly this)."""
     upload_url: str | None = Field(default=None, repr=False)
+    """The presigned PUT URL of a single upload."""
     upload_id: str | None = None
+    """The multipart upload's id, for `uploads.complete`."""
     part_size: int | None = None
+    """Bytes per part (the last part may be shorter)."""
     part_urls: list[PartUrl] | None = Field(default=None, repr=False)
+    """One presigned PUT URL per part, in order."""
 
     @property
     def is_multipart(self) -> bool:

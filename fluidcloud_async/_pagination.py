@@ -21,7 +21,18 @@ FetchPage = Callable[[Mapping[str, Any]], Awaitable[Any]]
 
 
 class AsyncPaginator(Generic[T]):
-    """A lazily fetched list: ``await`` it for all items or ``async for`` over them."""
+    """A lazily fetched list, returned by the `list` methods: `await` it for all the items,
+    or `async for` over it to stream them while the next pages are fetched.
+
+    Examples:
+        ```python
+        everything = await fc.files.list(space.id)
+        async for item in fc.files.list(space.id, limit=100):
+            print(item.original_name)
+        async for page in fc.files.list(space.id, limit=100).pages():
+            print(len(page))
+        ```
+    """
 
     def __init__(self, fetch: FetchPage, params: Mapping[str, Any], model: type[T]) -> None:
         self._fetch = fetch

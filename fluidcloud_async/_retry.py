@@ -28,8 +28,9 @@ from ._exceptions import ApiConnectionError, ApiError, RateLimitError
 
 logger = logging.getLogger("fluidcloud_async")
 
-#: Longest server-requested wait the client sleeps through before giving up (seconds).
 MAX_RETRY_AFTER = 60.0
+"""The longest wait a server may ask for (`Retry-After`) that the client sleeps through, in
+seconds; a longer one raises [`RateLimitError`][fluidcloud_async.RateLimitError] at once."""
 #: Exponential backoff without a server hint: first wait and ceiling (seconds).
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 8.0
@@ -44,13 +45,18 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class RetryEvent:
-    """What the ``on_retry`` hook receives before each retry sleep."""
+    """What the `on_retry` hook receives before each retry sleep."""
 
     attempt: int
+    """The attempt that failed: 1 for the first."""
     method: str
+    """The request method."""
     url: str
+    """The request URL."""
     reason: str
+    """Why it failed: `"HTTP 429"`, `"HTTP 503"`..., or the exception's class name."""
     sleep: float
+    """Seconds the client sleeps before the next attempt."""
 
 
 OnRetry = Callable[[RetryEvent], Any]

@@ -23,5 +23,8 @@ class NotGiven:
 
 
 NOT_GIVEN: Final = NotGiven()
+"""The default of an argument you may leave out where `None` means something else: in
+[`files.update`][fluidcloud_async.resources.Files.update], `folder_id=None` moves the file to
+the space root, while leaving it out (`NOT_GIVEN`) keeps the folder. It is falsy."""
 
 Permission = Literal["view", "download"]

@@ -1,21 +1,33 @@
 """pytest fixtures that run a local FluidCloud emulator and hand you a client.
 
 Installed as a ``pytest11`` plugin, so with ``fluidcloud-async`` and ``pytest-asyncio``
-installed a test needs no set-up::
+installed a test needs no set-up:
 
-    async def test_upload(fluidcloud):
-        space = await fluidcloud.spaces.create("t")
-        f = await fluidcloud.files.upload(b"hi", space.id, name="hi.txt")
-        assert f.size == 2
+```python
+async def test_upload(fluidcloud):
+    space = await fluidcloud.spaces.create("t")
+    f = await fluidcloud.files.upload(b"hi", space.id, name="hi.txt")
+    assert f.size == 2
+```
 
 ``fluidcloud_emulator`` gives the running emulator (its ``base_url``, ``api_key``, fault
 knobs and stats) for tests that need them; override ``fluidcloud_emulator_config`` to
 change the emulator's settings, or mark a test (or module) with
 ``@pytest.mark.fluidcloud_emulator(**settings)``. ``verify_sha256=False`` runs the server
 the API docs describe, which stores the client's SHA-256 without checking it: tests of
-integrity guarantees belong there, so none leans on the emulator re-hashing::
+integrity guarantees belong there, so none leans on the emulator re-hashing:
 
-    pytestmark = pytest.mark.fluidcloud_emulator(verify_sha256=False)
+```python
+import pytest
+
+pytestmark = pytest.mark.fluidcloud_emulator(verify_sha256=False)
+
+
+async def test_the_client_checks_what_was_stored(fluidcloud, fluidcloud_emulator):
+    assert fluidcloud_emulator.config.verify_sha256 is False
+    space = await fluidcloud.spaces.create("t")
+    assert (await fluidcloud.files.upload(b"hi", space.id, name="hi.txt")).size == 2
+```
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ def _async_fixture(function: _F) -> _F:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Registers the `fluidcloud_emulator(**settings)` mark (a pytest hook)."""
     config.addinivalue_line(
         "markers",
         "fluidcloud_emulator(**settings): EmulatorConfig fields for the fluidcloud_emulator "

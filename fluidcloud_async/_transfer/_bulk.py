@@ -52,8 +52,11 @@ class UploadResult:
     source: Any
     """The item's source as given (a path for files found in a directory)."""
     client_key: str | None
+    """The key the file was uploaded under, if any."""
     file: File | None = None
+    """The stored file, when it was uploaded."""
     error: BaseException | None = None
+    """Why it failed, when it did."""
     index: int = 0
     """Position in input order (directories expand in sorted order)."""
     skipped: SkipReason | None = None
@@ -118,8 +121,13 @@ class JobPlan(Protocol):
 
 
 class UploadMany:
-    """Returned by ``files.upload_many``: ``async with`` it to stream results as files
-    finish, or ``await`` it for the list of all results in input order."""
+    """A batch of uploads, returned (not started) by
+    [`files.upload_many`][fluidcloud_async.resources.Files.upload_many].
+
+    `async with` it to stream [`UploadResults`][fluidcloud_async.UploadResults] as files
+    finish (leaving the block cancels what still runs), or `await` it for the list of all
+    results in input order. A batch runs once.
+    """
 
     def __init__(
         self,
@@ -308,7 +316,8 @@ def _unsent(job: Job) -> UploadResult:
 
 
 class Results:
-    """Async iterator over :class:`UploadResult` as files finish (completion order).
+    """Async iterator over [`UploadResult`][fluidcloud_async.UploadResult]s as files finish
+    (in completion order), from `async with fc.files.upload_many(...) as results`.
 
     With ``fail_fast`` the first failure's exception is raised from the iteration once
     its result arrives; the files still running are cancelled.

@@ -60,6 +60,25 @@ class HashCache:
     digests decide what is skipped). It is opened when a batch starts, in a worker thread.
 
     ``hits`` and ``hashed`` count digests served from the cache and files read.
+
+    Args:
+        path: The database file (created if missing).
+
+    Examples:
+        ```python
+        from pathlib import Path
+
+        from fluidcloud_async import HashCache
+
+        Path("tree").mkdir()
+        Path("tree", "a.txt").write_text("a")
+        cache = HashCache("digests.sqlite")
+        for _ in range(2):  # the second run reads no file: its digest is cached
+            await fc.files.upload_many(
+                "tree", space.id, keys_from_paths=True, skip_existing=True, hash_cache=cache
+            )
+        print(cache)  # HashCache('.../digests.sqlite', hits=1, hashed=1)
+        ```
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -120,7 +139,12 @@ class HashCache:
                 db.close()
 
     def lookup(self, path: str, stamp: Stamp) -> str | None:
-        """The digest recorded for ``path`` if its identity is still ``stamp`` (blocking)."""
+        """The digest recorded for a path, if its identity is still the same (blocking).
+
+        Args:
+            path: The file's path.
+            stamp: Its identity now: size, mtime_ns, ctime_ns, inode, device.
+        """
         with self._lock:
             assert self._db is not None, "HashCache.open() first"
             try:
@@ -136,8 +160,13 @@ class HashCache:
         return str(row[5])
 
     def store(self, path: str, stamp: Stamp, sha256: str) -> None:
-        """Record a digest read from ``path`` while it had identity ``stamp`` (blocking;
-        written in batches)."""
+        """Record a digest read from a path (blocking; written in batches).
+
+        Args:
+            path: The file's path.
+            stamp: Its identity while it was read: size, mtime_ns, ctime_ns, inode, device.
+            sha256: The hex digest.
+        """
         with self._lock:
             self._rows.append((path, *stamp, sha256))
             if len(self._rows) >= _COMMIT_EVERY:

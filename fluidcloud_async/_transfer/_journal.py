@@ -65,13 +65,35 @@ _now = time.time
 
 
 class UploadJournal:
-    """A resume journal, as written by ``files.upload(path, ..., resume=journal_path)``.
+    """A resume journal, as written by `files.upload(path, ..., resume=journal_path)`.
 
-    :meth:`load` reads one to inspect it (how far the upload got, until when it can be
-    resumed); the SDK writes and deletes them itself. Attributes: ``path`` (the journal),
-    ``source_path``, ``source_size``, ``source_mtime_ns``, the pinned upload options
-    (``space_id``, ``folder_id``, ``name``, ``content_type``, ``client_key``), ``ticket``
-    and ``etags`` (stored part number -> ETag).
+    [`load`][fluidcloud_async.UploadJournal.load] reads one to inspect it (how far the
+    upload got, until when it can be resumed); the SDK writes and deletes journals itself,
+    and the other methods are its own. See
+    [Resuming a large upload](../uploads.md#resuming-a-large-upload).
+
+    Attributes:
+        path: The journal's path.
+        source_path: The absolute path of the file being uploaded.
+        source_size: Its size when the upload started.
+        source_mtime_ns: Its modification time then.
+        space_id: An upload option the resume must repeat (so are `folder_id`, `name`,
+            `content_type` and `client_key`).
+        ticket: The upload ticket ([`UploadTicket`][fluidcloud_async.UploadTicket]); its
+            part URLs are write credentials.
+        etags: The ETag of each stored part, by part number.
+
+    Examples:
+        ```python
+        import os
+
+        from fluidcloud_async import UploadJournal
+
+        if os.path.exists("big.journal"):
+            journal = UploadJournal.load("big.journal")
+            print(journal.parts_done, "of", journal.parts_total, "parts stored")
+            print("missing:", journal.missing_parts, "expired:", journal.expired)
+        ```
     """
 
     def __init__(
@@ -112,9 +134,17 @@ class UploadJournal:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> UploadJournal:
-        """Read the journal at ``path``; ValueError if it is not a valid journal of this
-        format version, or if another user owns it or could have written it (group- or
-        world-writable), as ssh treats its keys; FileNotFoundError if there is none."""
+        """Read a journal to inspect it.
+
+        Args:
+            path: The journal's path, as given to `resume=`.
+
+        Raises:
+            FileNotFoundError: There is no journal there.
+            ValueError: It is not a valid journal of this format version, or another user
+                owns it or could have written it (group- or world-writable), as ssh treats
+                its keys.
+        """
         path = os.path.abspath(os.fspath(path))
         with open(path, "rb") as fh:
             _check_trusted(path, os.fstat(fh.fileno()))
@@ -128,18 +158,22 @@ class UploadJournal:
 
     @property
     def file_id(self) -> str:
+        """The file id reserved for the upload."""
         return self.ticket.file_id
 
     @property
     def upload_id(self) -> str | None:
+        """The multipart upload's id."""
         return self.ticket.upload_id
 
     @property
     def parts_total(self) -> int:
+        """How many parts the file has."""
         return len(self.ticket.part_urls or [])
 
     @property
     def parts_done(self) -> int:
+        """How many parts storage has confirmed."""
         return len(self.etags)
 
     @property
@@ -248,8 +282,15 @@ class UploadJournal:
             self.writes += 1
 
     async def record(self, number: int, etag: str) -> None:
-        """Part ``number`` is stored: the background writer will put it on disk soon.
-        Raises OSError when the journal could not be written since the last call."""
+        """Note that a part is stored; the background writer puts it on disk soon.
+
+        Args:
+            number: The part's number.
+            etag: The ETag storage answered.
+
+        Raises:
+            OSError: The journal could not be written since the last call.
+        """
         if self._error is not None:
             error, self._error = self._error, None
             raise OSError(f"cannot update the resume journal {self.path}: {error}") from error
@@ -259,7 +300,7 @@ class UploadJournal:
 
     async def keep_writing(self) -> None:
         """Background task: write whenever parts were recorded, one write at a time and
-        at most every :data:`MIN_INTERVAL` seconds (or ten times a write's duration, on
+        at most every `MIN_INTERVAL` seconds (or ten times a write's duration, on
         slow disks), so that parts never wait for the disk and thousands of parts cost a
         few writes a second. A crash loses at most that interval's parts (sent again)."""
         while True:
@@ -273,7 +314,7 @@ class UploadJournal:
             await anyio.sleep(max(MIN_INTERVAL, 10 * (time.monotonic() - started)))
 
     async def flush(self) -> None:
-        """Write what :meth:`record` noted since the last write (after the parts stopped)."""
+        """Write what `record` noted since the last write (after the parts stopped)."""
         if self._dirty:
             await self.write()
 
@@ -288,8 +329,18 @@ class UploadJournal:
     # -- resuming -----------------------------------------------------------------------
 
     def check_resumable(self, source: tuple[str, int, int], options: dict[str, Any]) -> None:
-        """Refuse (ValueError) a journal of another file, of this file changed since, or of
-        other upload options; UploadExpiredError when parts are missing and URLs expired."""
+        """Check that this journal can resume an upload of `source` with `options`.
+
+        Args:
+            source: The file's absolute path, size and `mtime_ns`.
+            options: The upload's options (`space_id`, `folder_id`, `name`, `content_type`,
+                `client_key`).
+
+        Raises:
+            ValueError: A journal of another file, of this file changed since, or of other
+                options.
+            UploadExpiredError: Parts are missing and the part URLs have expired.
+        """
         restart = f"delete {self.path} to start a new upload"
         path, size, mtime_ns = source
         if path != self.source_path:

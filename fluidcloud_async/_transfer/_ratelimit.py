@@ -96,6 +96,7 @@ class RateLimit:
     imports: int = 30
     """``POST /uploads/import-url``."""
     window: float = 60.0
+    """Seconds the budgets count over."""
     share: float = 1.0
     """Fraction of each budget this client may use (0 < share <= 1)."""
     storage: str = field(default="memory://", repr=False)

@@ -25,6 +25,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "quota:read",
     }
 )
+"""Every scope an API key can have; a key made without `scopes=` has them all."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +41,17 @@ class S3Storage:
 
 @dataclass(kw_only=True)
 class EmulatorConfig:
-    """How an :class:`Emulator` is built. Ports of 0 pick free ports."""
+    """How an [`Emulator`][fluidcloud_async.emulator.Emulator] is built (keyword-only).
+
+    Ports of 0 pick free ports. The fields without a description: `host` (the bind
+    address), `api_port`, `storage_port`, `raw_port`; `rate_limits` (enforce the documented
+    per-key limits) and `rate_limit_default`/`_initiate`/`_share_create`/`_import` (their
+    budgets per, scaled, minute); `list_max_limit` (the largest `limit` a list accepts);
+    `default_bytes_limit`/`default_links_limit` (the default tenant's quota, `-1`:
+    unlimited); `storage_backend` (`"local"`, or an
+    [`S3Storage`][fluidcloud_async.emulator.S3Storage]); `faults` (the initial
+    [`Faults`][fluidcloud_async.emulator.Faults], live as `emu.faults`).
+    """
 
     host: str = "127.0.0.1"
     api_port: int = 0
@@ -90,13 +101,21 @@ class EmulatorConfig:
     storage_backend: Literal["local"] | S3Storage = "local"
     ssl_context: ssl.SSLContext | None = None
     """A server-side TLS context: the API, storage and raw-link servers then speak https
-    (their URLs say so). None: plain http. See :func:`server_ssl_context`."""
+    (their URLs say so). None: plain http. See
+    [`server_ssl_context`][fluidcloud_async.emulator.server_ssl_context]."""
     faults: Faults = field(default_factory=Faults)
 
 
 def server_ssl_context(certfile: str | Path, keyfile: str | Path | None = None) -> ssl.SSLContext:
-    """A server TLS context from a PEM certificate chain and key (the key may be in
-    ``certfile``), for ``EmulatorConfig(ssl_context=...)``."""
+    """A server TLS context for `EmulatorConfig(ssl_context=...)`.
+
+    Args:
+        certfile: A PEM certificate chain (it may hold the key too).
+        keyfile: The PEM private key, when it is not in `certfile`.
+
+    Returns:
+        The context.
+    """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certfile, keyfile)
     return context

@@ -79,19 +79,45 @@ def prepare_data_dir(root: Path) -> Path:
 
 
 class Emulator:
-    """A local FluidCloud Partner API. Use as ``async with Emulator(config) as emu``."""
+    """A local FluidCloud Partner API: the API, presigned storage and raw links, each on
+    its own loopback port.
+
+    Args:
+        config: How to build it; the defaults when `None`.
+
+    Use it as `async with Emulator(config) as emu:` (or `await emu.start()` and
+    `await emu.aclose()`); `emu.base_url` and `emu.api_key` are then set, for
+    `AsyncFluidCloud(emu.api_key, base_url=emu.base_url)`.
+
+    Examples:
+        ```python
+        from fluidcloud_async.emulator import Emulator, EmulatorConfig
+
+        async with Emulator(EmulatorConfig(scan_delay=None)) as emu:
+            async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as client:
+                space = await client.spaces.create("t")
+                g = await client.files.upload(b"x", space.id, name="x.bin")
+                emu.mark_clean(g.id)  # the scan would never end by itself
+                print((await client.files.get(g.id)).scan_status)  # clean
+        ```
+    """
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
+        """The settings it runs with."""
         self.clock = Clock()
         self.stats = Stats()
+        """What it has served so far ([`Stats`][fluidcloud_async.emulator.Stats])."""
         self._ctx: Context | None = None
         self._runners: list[web.AppRunner] = []
         self._stack = contextlib.AsyncExitStack()
         self._api_key = ""
         self.base_url = ""
+        """The API's origin, for `AsyncFluidCloud(base_url=...)` (set once started)."""
         self.storage_url = ""
+        """The presigned storage server's origin (the S3 endpoint in S3 mode)."""
         self.raw_url = ""
+        """The raw-link server's origin (`/s/<token>`)."""
 
     # -- lifecycle -----------------------------------------------------------------------
     async def __aenter__(self) -> Emulator:
@@ -253,7 +279,18 @@ class Emulator:
         links_limit: int = -1,
         plan_has_api: bool = True,
     ) -> str:
-        """Create a tenant with one key (all scopes when ``scopes`` is None); returns the key."""
+        """Create a tenant with one API key.
+
+        Args:
+            scopes: The key's scopes (`"files:read"`, ...); every scope when `None`
+                (see [`ALL_SCOPES`][fluidcloud_async.emulator.ALL_SCOPES]).
+            bytes_limit: The storage quota in bytes; `-1` for unlimited.
+            links_limit: The share-link quota; `-1` for unlimited.
+            plan_has_api: `False` makes every call answer 403 `feature_not_in_plan`.
+
+        Returns:
+            The new key.
+        """
         db = self.ctx.db
         tenant = _auth.create_tenant(
             db,
@@ -265,18 +302,37 @@ class Emulator:
         return _auth.add_key(db, self.clock, tenant, scopes)
 
     def tenant_id(self, api_key: str) -> str:
-        """Tenant owning ``api_key``."""
+        """The id of the tenant that owns a key.
+
+        Args:
+            api_key: The key.
+
+        Raises:
+            KeyError: The key is unknown or revoked.
+        """
         who = _auth.lookup(self.ctx.db, api_key)
         if who is None:
             raise KeyError("unknown or revoked API key")
         return who.tenant_id
 
     def add_key(self, api_key: str, *, scopes: Iterable[str] | None = None) -> str:
-        """Another key for the tenant that owns ``api_key``."""
+        """Another key for the tenant that owns `api_key`.
+
+        Args:
+            api_key: A key of the tenant.
+            scopes: The new key's scopes; every scope when `None`.
+
+        Returns:
+            The new key.
+        """
         return _auth.add_key(self.ctx.db, self.clock, self.tenant_id(api_key), scopes)
 
     def revoke_key(self, api_key: str) -> None:
-        """Make ``api_key`` answer 401 from now on."""
+        """Revoke a key: requests with it answer 401 from now on.
+
+        Args:
+            api_key: The key.
+        """
         self.ctx.db.run(
             "UPDATE api_keys SET revoked = 1 WHERE key_hash = ?", (_auth.key_hash(api_key),)
         )
@@ -289,7 +345,14 @@ class Emulator:
         links_limit: int | None = None,
         plan_has_api: bool | None = None,
     ) -> None:
-        """Change the quota limits or plan of the tenant owning ``api_key``."""
+        """Change the quota limits or the plan of the tenant that owns `api_key`.
+
+        Args:
+            api_key: A key of the tenant.
+            bytes_limit: The new storage quota (`-1`: unlimited); unchanged when `None`.
+            links_limit: The new share-link quota (`-1`: unlimited); unchanged when `None`.
+            plan_has_api: Whether the plan includes API access; unchanged when `None`.
+        """
         tenant = self.tenant_id(api_key)
         db = self.ctx.db
         if bytes_limit is not None:
@@ -300,12 +363,24 @@ class Emulator:
             db.run("UPDATE tenants SET plan_has_api = ? WHERE id = ?", (int(plan_has_api), tenant))
 
     def set_scan_result(self, file_id: str, result: str) -> None:
-        """Force ``scan_status`` (pending/clean/infected) now, cancelling a running scan."""
+        """Set a file's `scan_status` now, cancelling its running scan.
+
+        Args:
+            file_id: The file.
+            result: `"pending"`, `"clean"` or `"infected"`.
+
+        Raises:
+            KeyError: No such file.
+        """
         if not self.ctx.scanner.set_result(file_id, result):
             raise KeyError(f"no file {file_id}")
 
     def mark_clean(self, file_id: str) -> None:
-        """Shortcut for ``set_scan_result(file_id, "clean")``."""
+        """Mark a file clean now: `set_scan_result(file_id, "clean")`.
+
+        Args:
+            file_id: The file.
+        """
         self.set_scan_result(file_id, "clean")
 
     async def wait_for_scans(self) -> None:
@@ -313,5 +388,9 @@ class Emulator:
         await self.ctx.scanner.wait_idle()
 
     def advance_time(self, seconds: float) -> None:
-        """Move the emulator's clock forward (share expiry, presigned-URL expiry)."""
+        """Move the emulator's clock forward: share links and presigned URLs expire.
+
+        Args:
+            seconds: How far.
+        """
         self.clock.advance(seconds)

@@ -57,7 +57,11 @@ class Faults:
         self._rng = random.Random(self.seed)
 
     def reseed(self, seed: int) -> None:
-        """Restart the random sequence from ``seed``."""
+        """Restart the random sequence of the probabilistic knobs.
+
+        Args:
+            seed: The new seed.
+        """
         self.seed = seed
         self._rng = random.Random(seed)
 
@@ -69,14 +73,31 @@ class Faults:
                 setattr(self, name, getattr(fresh, name))
 
     def roll(self, probability: float) -> bool:
-        """True with the given probability (private RNG)."""
+        """Draw from the private random generator (used by the emulator's handlers).
+
+        Args:
+            probability: Of returning `True`, 0 to 1.
+        """
         return probability > 0 and self._rng.random() < probability
 
     def choice(self, options: tuple[int, ...]) -> int:
+        """Pick one of `options` with the private random generator (the emulator's handlers
+        use it to choose an error status).
+
+        Args:
+            options: What to pick from.
+        """
         return self._rng.choice(options)
 
     def take(self, counter: str) -> bool:
-        """Consume one unit of a ``*_next_*`` counter; True if one was left."""
+        """Consume one unit of a `*_next_*` counter (used by the emulator's handlers).
+
+        Args:
+            counter: The knob's name, e.g. `"fail_next_storage_puts"`.
+
+        Returns:
+            Whether one was left.
+        """
         left: int = getattr(self, counter)
         if left > 0:
             setattr(self, counter, left - 1)

@@ -18,6 +18,8 @@ from ._db import Database
 from ._storage import BinaryReader, ObjectStore, close_after
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+"""The standard antivirus test string: a file that contains it anywhere is scanned
+`infected`."""
 READ_SIZE = 1024 * 1024
 STATUS_FOR = {"clean": "ready", "infected": "blocked", "pending": "draft"}
 log = logging.getLogger(__name__)

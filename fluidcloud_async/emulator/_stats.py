@@ -37,7 +37,13 @@ class Stats:
             setattr(self, name, getattr(fresh, name))
 
     def count(self, route: str, status: int | None = None) -> int:
-        """Requests to ``route`` (optionally only those answered with ``status``)."""
+        """How many requests a route received.
+
+        Args:
+            route: As the emulator names it: `"POST /api/v1/uploads/complete"`,
+                `"GET /api/v1/files/{file_id}"`.
+            status: Count only the requests answered with this status.
+        """
         if status is None:
             return self.requests[route]
         return self.statuses[(route, status)]

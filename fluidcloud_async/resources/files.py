@@ -37,8 +37,8 @@ from ._base import Resource
 
 
 class Files(Resource):
-    """Files: upload, list, fetch, organize, soft-delete, mint links
-    (scopes ``files:read`` / ``files:write``; ``shares:write`` for links)."""
+    """`fc.files`: upload, list, fetch, organize, soft-delete, download, mint links
+    (scopes `files:read` / `files:write`; `shares:write` for links)."""
 
     async def upload(
         self,
@@ -58,25 +58,65 @@ class Files(Resource):
         clean_timeout: float | None = 300.0,
         resume: str | os.PathLike[str] | None = None,
     ) -> File:
-        """Upload ``file`` (initiate -> PUT(s) straight to storage -> complete).
+        """Upload a file: initiate, PUT the bytes straight to storage, complete.
 
-        ``file`` is a path, bytes-like object, binary file object (seekable or not),
-        aiofiles file, or async iterable of bytes (give ``size=`` to stream it without
-        spooling). Large files go up as parallel parts, ``max_concurrency`` at a time;
-        memory stays bounded by that, not by the file size.
+        Large files go up as parallel parts, `max_concurrency` at a time; memory stays
+        bounded by that, not by the file size. A path source is checked after the last
+        part: if the file changed while it was read, the upload is not completed. See the
+        [uploads guide](../uploads.md).
 
-        ``progress(bytes_sent, total)`` (sync or async) is called at most ~10 times a
-        second; a retried part rolls its bytes back; the last call reports ``total``.
-        ``checksum=True`` sends the SHA-256 (computed off the event loop, in parallel with
-        the parts) and verifies the stored file against it; ``False`` saves that CPU pass
-        (~0.7 CPU-seconds per GiB, which bounds a fast link at SHA-256 speed, ~1.5 GiB/s)
-        but then only the size is checked.
-        ``wait_until_clean`` polls until the virus scan is clean; ``public=True`` waits for
-        clean too, then mints the permanent raw link into ``File.public_url``.
+        Args:
+            file: What to upload: a path (`str` or `os.PathLike`), a bytes-like object, a
+                binary file object (seekable or not), an `aiofiles` file, or an async
+                iterable of `bytes`.
+            space_id: The space to store it in.
+            folder_id: The folder to store it in (else the space root).
+            name: The stored name; by default the path's file name, else `upload.bin`.
+            content_type: The MIME type; by default guessed from the name.
+            public: Wait until the file is scanned clean, then mint a permanent raw link
+                into the result's `public_url`.
+            client_key: Your own key for the file:
+                [`resolve`][fluidcloud_async.resources.Files.resolve] finds it, and a later
+                upload with the same key supersedes this one.
+            size: The byte count of an async-iterable source, which then streams without
+                being spooled to a temporary file first.
+            max_concurrency: Parts in flight at once.
+            progress: Called as `progress(bytes_sent, total)` (sync or async), at most
+                about ten times a second; a retried part rolls its bytes back; the last call
+                reports `total`.
+            checksum: Send the SHA-256 (computed off the event loop, alongside the parts)
+                and check the stored file against it. `False` saves that CPU pass (about
+                0.7 CPU-seconds per GiB), and then only the size is checked.
+            wait_until_clean: Poll until the virus scan says clean before returning.
+            clean_timeout: Seconds to wait for the scan (`None`: no limit).
+            resume: A journal path that makes a multipart upload resumable: calling again
+                with the same file, options and `resume=` sends only the missing parts.
 
-        Raises TypeError/ValueError on bad input before any request, :class:`UploadError`
-        (``UploadExpiredError`` for expired URLs) when the bytes could not be stored, and
-        :class:`ChecksumMismatchError` when the stored file differs from what was sent.
+        Returns:
+            The stored file's record.
+
+        Raises:
+            TypeError: An unsupported source (or `resume=` with a source that is not a
+                path), before any request.
+            ValueError: Bad input before any request: a missing path, a negative size, a
+                text-mode file, a journal of another file;
+                [`NotRegularFileError`][fluidcloud_async.NotRegularFileError] for a path
+                that is not a regular file.
+            UploadError: The bytes could not be stored; `/complete` was not called
+                ([`UploadExpiredError`][fluidcloud_async.UploadExpiredError] when the
+                presigned URLs expired,
+                [`SourceChangedError`][fluidcloud_async.SourceChangedError] when the source
+                changed while it was read).
+            ChecksumMismatchError: The stored file differs from the bytes that were sent.
+            InfectedFileError: With `wait_until_clean` or `public`: the scan found malware.
+            ScanTimeoutError: With `wait_until_clean` or `public`: no verdict within
+                `clean_timeout`.
+
+        Examples:
+            ```python
+            g = await fc.files.upload(b"a,b", space.id, name="table.csv")
+            print(g.mime, g.size)
+            ```
         """
         options = _args.upload_options(
             space_id=space_id,
@@ -121,46 +161,76 @@ class Files(Resource):
     ) -> UploadMany:
         """Upload many files through one shared scheduler; results stream as they finish.
 
-        ``items``: a path, a directory (walked recursively), bytes, file objects, async
-        iterables, ``(source, {options})`` pairs (options: name, content_type, size,
-        client_key, folder_id, public, checksum, wait_until_clean), or an iterable of
-        these. ``keys_from_paths`` sets each file's ``client_key`` to its POSIX path
-        relative to the directory it was found in, joined to ``key_prefix``.
+        At most `max_files` files and `max_concurrency` parts (across all files, with their
+        read buffers) are in flight. One failure does not stop the others unless
+        `fail_fast=True`. See the [bulk ingest guide](../bulk.md).
 
         Directories are walked when the batch starts, in a worker thread. No symlink in
         them is followed: each one, and every fifo, socket or device, is reported as a
-        result with ``skipped`` set (its reason; not a failure). ``follow_symlinks=True``
-        follows links whose real target stays inside the directory (others are skipped)
-        and walks each real directory once (loops are skipped). A file replaced by a
-        symlink after the walk is not followed either.
+        result with `skipped` set (its [`SkipReason`][fluidcloud_async.SkipReason]; not a
+        failure). A file replaced by a symlink after the walk is not followed either.
 
-        ``skip_existing=True`` makes a re-run upload only what is missing or changed: each
-        destination (space and folder) is listed once, and an item whose ``client_key``
-        names a live file there with the same size and SHA-256 is reported as skipped
-        (``SkipReason.UNCHANGED``, ``file`` = the stored record); a changed one is uploaded
-        and supersedes it. Every item needs a client_key (ValueError otherwise, before any
-        request). ``hash_cache`` (a path or :class:`HashCache`) remembers local digests by
-        path and stat identity, so an unchanged tree is not read again.
+        Args:
+            items: A path, a directory (walked recursively), bytes, a file object, an
+                async iterable, a `(source, {options})` pair (options: `name`,
+                `content_type`, `size`, `client_key`, `folder_id`, `public`, `checksum`,
+                `wait_until_clean`), or an iterable of these.
+            space_id: The space to store them in.
+            folder_id: The folder to store them in (per item: the pair's `folder_id`).
+            max_files: Files in flight at once.
+            max_concurrency: Part slots shared by every file in flight.
+            keys_from_paths: Give each file found in a directory a `client_key`: its POSIX
+                path relative to that directory.
+            key_prefix: Joined in front of those keys.
+            fail_fast: Raise the first error and cancel the rest.
+            progress: `progress(sent, total)` for the whole batch (sync or async).
+            file_progress: `file_progress(source, sent, total)` for each file; `source` as
+                in the results (the path, for files found in a directory).
+            checksum: As for [`upload`][fluidcloud_async.resources.Files.upload]; per item
+                too.
+            wait_until_clean: As for `upload`; per item too.
+            public: As for `upload`; per item too.
+            clean_timeout: As for `upload`.
+            rate_limit: The per-key request budget the batch keeps to (the documented caps
+                by default); `None` turns the client-side limiter off.
+            follow_symlinks: Follow the symlinks whose real target stays inside the
+                directory (others are skipped), walking each real directory once.
+            skip_existing: Upload only what is missing or changed: each destination is
+                listed once, and an item whose `client_key` names a live file there with
+                the same size and SHA-256 is reported as skipped (`SkipReason.UNCHANGED`,
+                `file` = the stored record); a changed one is uploaded and supersedes it.
+                Every item needs a `client_key`.
+            hash_cache: With `skip_existing`: a path (or a
+                [`HashCache`][fluidcloud_async.HashCache]) where local digests are kept by
+                path and stat identity, so an unchanged tree is not read again.
 
-        At most ``max_files`` files and ``max_concurrency`` parts (across all files, with
-        their read buffers) are in flight. API calls keep to ``rate_limit`` (the
-        documented per-key caps; ``None`` turns the limiter off). ``progress(sent, total)``
-        reports the whole batch; ``file_progress(source, sent, total)`` each file (its
-        ``source`` as in the results: the path, for files found in a directory).
+        Returns:
+            The batch, not started yet: `async with` it for the results as they finish, or
+                `await` it for all of them in input order
+                ([`UploadMany`][fluidcloud_async.UploadMany]).
 
-        ::
+        Raises:
+            TypeError: A bad item, before any request.
+            ValueError: A bad item (a missing path, two files with one `client_key`; with
+                `skip_existing`, an item without a `client_key`, a stream, `public=True`),
+                before any request; duplicate keys of files found in directories are found
+                when the batch starts, still before any request.
 
-            async with fc.files.upload_many("out/", space.id, keys_from_paths=True) as results:
-                async for r in results:      # UploadResult: source, client_key, file, error
-                    print(r.client_key, "ok" if r.ok else r.error)
+        Examples:
+            ```python
+            from pathlib import Path
 
-            results = await fc.files.upload_many(paths, space.id)   # all, in input order
-
-        One failure does not stop the others unless ``fail_fast=True`` (then the first
-        error is raised and the rest are cancelled). Leaving the ``async with`` block early
-        cancels the uploads still running. Bad items raise TypeError/ValueError here,
-        before any request (duplicate keys of files found in directories: when the batch
-        starts, still before any request).
+            Path("out").mkdir()
+            for i in range(3):
+                Path("out", f"{i}.txt").write_text(str(i))
+            async with fc.files.upload_many("out", space.id, keys_from_paths=True) as results:
+                async for r in results:  # UploadResults: in completion order
+                    print(r.client_key, r.status)
+            again = await fc.files.upload_many(  # all results, in input order
+                "out", space.id, keys_from_paths=True, skip_existing=True
+            )
+            assert [r.status for r in again] == ["skipped"] * 3
+            ```
         """
         base = _args.upload_options(
             space_id=space_id,
@@ -215,18 +285,40 @@ class Files(Resource):
         verify: bool = True,
         overwrite: bool = False,
     ) -> File:
-        """Download a (clean) file's bytes to ``dest`` and return its record.
+        """Download a clean file's bytes to a path or a file object, verified.
 
-        ``dest`` is a path - written to a temporary file beside it, moved into place only
-        when complete and verified - or a binary file object (sync or aiofiles) written
-        sequentially. An existing path raises :class:`FileExistsError` before any request
-        (and is not replaced if it appears during the download) unless ``overwrite=True``;
-        a replaced file keeps its permission bits, a new one gets the umask's. Files of
-        32 MiB and more are fetched as up to ``max_concurrency`` parallel ranged GETs.
-        The size is always checked against the record; ``verify`` also checks the record's
-        SHA-256 when it has one (:class:`DownloadError` on a mismatch). A storage answer
-        longer than the record raises :class:`StorageProtocolError` before the excess is
-        written. ``progress(received, total)`` as for upload.
+        A path is written to a temporary file beside it and moved into place only when
+        complete and verified; an existing path is never replaced (not even one that
+        appears during the download) unless `overwrite=True`. A replaced file keeps its
+        permission bits, a new one gets the umask's. A file object (sync or `aiofiles`) is
+        written sequentially. Files of 32 MiB and more are fetched as parallel ranged GETs.
+        The size is always checked against the record. See the
+        [downloads guide](../downloads.md).
+
+        Args:
+            file_id: The file; it must be scanned clean.
+            dest: A path, or a binary file object (sync or `aiofiles`).
+            progress: `progress(received, total)` (sync or async), as for uploads.
+            max_concurrency: Ranged GETs in flight for a large file.
+            verify: Also check the record's SHA-256, when it has one.
+            overwrite: Replace an existing file at a path `dest`.
+
+        Returns:
+            The file's record.
+
+        Raises:
+            FileExistsError: `dest` exists and `overwrite` is false (before any request).
+            DownloadError: The bytes could not be fetched or do not match the record;
+                [`StorageProtocolError`][fluidcloud_async.StorageProtocolError] when the
+                storage answered outside the protocol (a body longer than the record, a
+                `Content-Encoding`, another range), stopped before the excess is written.
+            ConflictError: The file is not scanned clean.
+
+        Examples:
+            ```python
+            await fc.files.download(f.id, "hello.txt")
+            await fc.files.download(f.id, "hello.txt", overwrite=True)
+            ```
         """
         file_id = require_id(file_id, "file_id")
         return await download_file(
@@ -251,8 +343,30 @@ class Files(Resource):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> AsyncPaginator[File]:
-        """Files at a space root or in a folder, ordered by name; ``trash=True`` lists the
-        tenant-wide trash (``space_id`` then optional and ignored by the server)."""
+        """Files at a space root or in a folder, ordered by name, or in the trash.
+
+        Args:
+            space_id: The space; required unless `trash=True`.
+            folder_id: List inside this folder (else the space root).
+            trash: List the tenant-wide trash instead (`space_id` is then ignored).
+            status: Only files with this `status` (`"draft"`, `"ready"`, `"blocked"`).
+            app: Only files uploaded by this `source_app`.
+            limit: Page size (the server's default when `None`).
+            cursor: Start from this page cursor.
+
+        Returns:
+            A lazy list: `await` it for every file, or `async for` over it to stream the
+                pages ([`AsyncPaginator`][fluidcloud_async.AsyncPaginator]).
+
+        Raises:
+            ValueError: No `space_id` without `trash=True`.
+
+        Examples:
+            ```python
+            for item in await fc.files.list(space.id):
+                print(item.original_name, item.size)
+            ```
+        """
         if space_id is None and not trash:
             raise ValueError("space_id is required unless trash=True")
         params = {
@@ -270,22 +384,47 @@ class Files(Resource):
         return await self._transport.request("GET", "/files", params=params)
 
     async def get(self, file_id: str) -> File:
-        """One file's metadata; poll it for ``scan_status``."""
+        """One file's record; poll it for `scan_status`.
+
+        Args:
+            file_id: The file.
+
+        Raises:
+            NotFoundError: No such file (or another tenant's).
+        """
         data = await self._transport.request("GET", f"/files/{require_id(file_id, 'file_id')}")
         return validate_response(File, data)
 
     async def resolve(self, client_key: str, *, app: str | None = None) -> File:
-        """The newest live file uploaded under your ``client_key`` (else NotFoundError)."""
+        """The newest live file uploaded under your `client_key`.
+
+        Args:
+            client_key: The key given to `upload`.
+            app: Only files uploaded by this `source_app`.
+
+        Raises:
+            NotFoundError: No live file has that key.
+        """
         params = {"client_key": require_text(client_key, "client_key"), "app": app}
         data = await self._transport.request("GET", "/files/resolve", params=params)
         return validate_response(File, data)
 
     async def rename(self, file_id: str, name: str) -> File:
-        """Rename a file."""
+        """Rename a file.
+
+        Args:
+            file_id: The file.
+            name: Its new name.
+        """
         return await self.update(file_id, original_name=name)
 
     async def move(self, file_id: str, folder_id: str | None) -> File:
-        """Move a file into ``folder_id`` (same space); ``None`` moves it to the space root."""
+        """Move a file into a folder of the same space, or to the space root.
+
+        Args:
+            file_id: The file.
+            folder_id: The folder; `None` moves it to the space root.
+        """
         return await self.update(file_id, folder_id=folder_id)
 
     async def update(
@@ -295,8 +434,17 @@ class Files(Resource):
         original_name: str | NotGiven = NOT_GIVEN,
         folder_id: str | NotGiven | None = NOT_GIVEN,
     ) -> File:
-        """Rename and/or move in one call; an omitted field is left unchanged
-        (``folder_id=None`` means the space root)."""
+        """Rename and/or move a file in one call.
+
+        Args:
+            file_id: The file.
+            original_name: Its new name; unchanged when left out.
+            folder_id: Its new folder, `None` for the space root; unchanged when left out
+                ([`NOT_GIVEN`][fluidcloud_async.NOT_GIVEN]).
+
+        Raises:
+            ValueError: Neither was given.
+        """
         body: dict[str, Any] = {}
         if not isinstance(original_name, NotGiven):
             body["original_name"] = require_text(original_name, "original_name")
@@ -310,19 +458,34 @@ class Files(Resource):
     async def delete(self, file_id: str) -> File | None:
         """Soft-delete a file to the trash (restorable). Idempotent.
 
-        Returns the trashed file, or ``None`` when the server answers 204.
+        Args:
+            file_id: The file.
+
+        Returns:
+            The trashed file, or `None` when the server answers 204.
         """
         data = await self._transport.request("DELETE", f"/files/{require_id(file_id, 'file_id')}")
         return None if data is None else validate_response(File, data)
 
     async def restore(self, file_id: str) -> File:
-        """Bring a soft-deleted file back from the trash."""
+        """Bring a soft-deleted file back from the trash.
+
+        Args:
+            file_id: The file.
+        """
         path = f"/files/{require_id(file_id, 'file_id')}/restore"
         data = await self._transport.request("POST", path, idempotent=True)
         return validate_response(File, data)
 
     async def download_url(self, file_id: str) -> str:
-        """A short-lived presigned GET URL for the bytes (the file must be clean)."""
+        """A short-lived presigned GET URL of the bytes.
+
+        Args:
+            file_id: The file; it must be scanned clean.
+
+        Raises:
+            ConflictError: The file is not scanned clean.
+        """
         path = f"/files/{require_id(file_id, 'file_id')}/download"
         data = await self._transport.request("GET", path)
         if not isinstance(data, dict) or not isinstance(data.get("url"), str):
@@ -330,18 +493,55 @@ class Files(Resource):
         return str(data["url"])
 
     async def preview(self, file_id: str) -> Preview:
-        """An inline-renderable URL for an in-app viewer (415 when the type has none)."""
+        """An inline-renderable URL for an in-app viewer.
+
+        Args:
+            file_id: The file; it must be scanned clean.
+
+        Raises:
+            UnsupportedMediaTypeError: The file's type has no preview (415).
+        """
         path = f"/files/{require_id(file_id, 'file_id')}/preview"
         return validate_response(Preview, await self._transport.request("GET", path))
 
     async def public_url(self, file_id: str) -> Link:
-        """Mint a permanent public raw link (the file must be clean)."""
+        """Mint a permanent public raw link.
+
+        Not retried after a 5xx or a dropped connection: a duplicate would spend a link.
+
+        Args:
+            file_id: The file; it must be scanned clean.
+
+        Returns:
+            The link; its `url` is only available now.
+
+        Raises:
+            ConflictError: The file is not scanned clean.
+
+        Examples:
+            ```python
+            link = await fc.files.public_url(f.id)
+            print(link.url)
+            ```
+        """
         return await self._client.shares.create(file_id, permission="view")
 
     async def signed_url(
         self, file_id: str, *, expires_in_days: int = 7, permission: str = "view"
     ) -> Link:
-        """Mint a raw link that expires after 1..365 days."""
+        """Mint a raw link that expires.
+
+        Args:
+            file_id: The file; it must be scanned clean.
+            expires_in_days: 1 to 365.
+            permission: `"view"` (served inline) or `"download"` (as an attachment).
+
+        Returns:
+            The link; its `url` is only available now.
+
+        Raises:
+            ConflictError: The file is not scanned clean.
+        """
         return await self._client.shares.create(
             file_id,
             permission=require_permission(permission),
@@ -356,10 +556,24 @@ class Files(Resource):
         poll_interval: float = 0.25,
         max_poll_interval: float = 5.0,
     ) -> File:
-        """Poll the file until its scan is ``clean`` and return it.
+        """Poll a file until its virus scan says clean, and return it.
 
-        Raises :class:`InfectedFileError` if the scan finds malware and
-        :class:`ScanTimeoutError` after ``timeout`` seconds (``None`` waits forever).
+        Args:
+            file_id: The file.
+            timeout: Seconds to wait; `None` waits forever.
+            poll_interval: The first wait between two polls; it grows from there.
+            max_poll_interval: The longest wait between two polls.
+
+        Raises:
+            InfectedFileError: The scan found malware.
+            ScanTimeoutError: No verdict after `timeout` seconds.
+
+        Examples:
+            ```python
+            g = await fc.files.upload(b"fresh", space.id, name="fresh.txt")
+            g = await fc.files.wait_until_clean(g.id, timeout=30)
+            assert g.is_clean
+            ```
         """
         require_id(file_id, "file_id")
         limit = None if timeout is None else require_seconds(timeout, "timeout")

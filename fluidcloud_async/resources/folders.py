@@ -23,7 +23,19 @@ class Folders(Resource):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> AsyncPaginator[Folder]:
-        """Folders at the space root, inside ``parent_id``, or in the trash."""
+        """Folders at the space root, inside a folder, or in the trash.
+
+        Args:
+            space_id: The space to list.
+            parent_id: List inside this folder; `None` lists the space root.
+            trash: List the tenant's soft-deleted folders instead.
+            limit: Page size (the server's default when `None`).
+            cursor: Start from this page cursor.
+
+        Returns:
+            A lazy list: `await` it for every folder, or `async for` over it to stream
+                the pages ([`AsyncPaginator`][fluidcloud_async.AsyncPaginator]).
+        """
         params = {
             "space_id": require_id(space_id, "space_id"),
             "parent_id": optional_id(parent_id, "parent_id"),
@@ -37,7 +49,18 @@ class Folders(Resource):
         return await self._transport.request("GET", "/folders", params=params)
 
     async def create(self, name: str, space_id: str, parent_id: str | None = None) -> Folder:
-        """Create a folder at the space root or inside ``parent_id``. Not retried on 5xx."""
+        """Create a folder at the space root or inside another folder.
+
+        Not retried after a 5xx or a dropped connection: a duplicate would create a twin.
+
+        Args:
+            name: The folder's name.
+            space_id: The space it belongs to.
+            parent_id: The folder to create it in; `None` for the space root.
+
+        Returns:
+            The new folder.
+        """
         body = {
             "name": require_text(name, "name"),
             "space_id": require_id(space_id, "space_id"),
@@ -48,11 +71,27 @@ class Folders(Resource):
         )
 
     async def rename(self, folder_id: str, name: str) -> Folder:
-        """Rename a folder."""
+        """Rename a folder.
+
+        Args:
+            folder_id: The folder.
+            name: Its new name.
+
+        Returns:
+            The updated folder.
+        """
         return await self._patch(folder_id, {"name": require_text(name, "name")})
 
     async def move(self, folder_id: str, parent_id: str | None) -> Folder:
-        """Move a folder under ``parent_id``; ``None`` moves it to the space root."""
+        """Move a folder into another folder of the same space, or to the space root.
+
+        Args:
+            folder_id: The folder to move.
+            parent_id: Its new parent folder; `None` moves it to the space root.
+
+        Returns:
+            The updated folder.
+        """
         return await self._patch(folder_id, {"parent_id": optional_id(parent_id, "parent_id")})
 
     async def _patch(self, folder_id: str, body: dict[str, Any]) -> Folder:
@@ -60,16 +99,27 @@ class Folders(Resource):
         return validate_response(Folder, await self._transport.request("PATCH", path, json=body))
 
     async def delete(self, folder_id: str) -> Folder | None:
-        """Soft-delete a folder (and what it holds) to the trash. Idempotent.
+        """Soft-delete a folder, and what it holds, to the trash. Idempotent.
 
-        Returns the trashed folder, or ``None`` when the server answers 204.
+        Args:
+            folder_id: The folder.
+
+        Returns:
+            The trashed folder, or `None` when the server answers 204.
         """
         path = f"/folders/{require_id(folder_id, 'folder_id')}"
         data = await self._transport.request("DELETE", path)
         return None if data is None else validate_response(Folder, data)
 
     async def restore(self, folder_id: str) -> Folder:
-        """Bring a soft-deleted folder back from the trash."""
+        """Bring a soft-deleted folder, and what it held, back from the trash.
+
+        Args:
+            folder_id: The folder.
+
+        Returns:
+            The restored folder.
+        """
         path = f"/folders/{require_id(folder_id, 'folder_id')}/restore"
         data = await self._transport.request("POST", path, idempotent=True)
         return validate_response(Folder, data)

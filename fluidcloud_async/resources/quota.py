@@ -11,6 +11,11 @@ class QuotaResource(Resource):
     """Read storage and share-link usage (scope ``quota:read``)."""
 
     async def usage(self) -> Quota:
-        """Current usage against the plan's limits (``-1`` = unlimited)."""
+        """Current usage against the plan's limits.
+
+        Returns:
+            Bytes and share links used and allowed; a limit of `-1` means unlimited
+                (see [`Quota.bytes_remaining`][fluidcloud_async.Quota.bytes_remaining]).
+        """
         data = await self._transport.request("GET", "/quota")
         return validate_response(Quota, data)

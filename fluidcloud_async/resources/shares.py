@@ -28,8 +28,18 @@ class Shares(Resource):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> AsyncPaginator[Share]:
-        """Share links (without their tokens), optionally for one file or including
-        revoked and expired ones."""
+        """The tenant's share links, without their tokens.
+
+        Args:
+            file_id: Only the links of this file.
+            include_inactive: Include revoked, expired and used-up links.
+            limit: Page size (the server's default when `None`).
+            cursor: Start from this page cursor.
+
+        Returns:
+            A lazy list of [`Share`][fluidcloud_async.Share]s: `await` it or `async for`
+                over it.
+        """
         params = {
             "file_id": optional_id(file_id, "file_id"),
             "include_inactive": True if include_inactive else None,
@@ -52,9 +62,24 @@ class Shares(Resource):
     ) -> Link:
         """Mint a raw link with every option the API offers.
 
-        ``files.public_url`` and ``files.signed_url`` are the common shortcuts. The file
-        must be scanned clean (else :class:`ConflictError`). Not retried on 5xx: a
-        duplicate would cost a link. ``password`` is stored but not enforced by the server.
+        [`files.public_url`][fluidcloud_async.resources.Files.public_url] and
+        [`files.signed_url`][fluidcloud_async.resources.Files.signed_url] are the common
+        shortcuts. Not retried after a 5xx or a dropped connection: a duplicate would
+        spend a link of the plan.
+
+        Args:
+            file_id: The file; it must be scanned clean.
+            permission: `"view"` (served inline) or `"download"` (as an attachment).
+            expires_in_days: 1 to 365; `None` for a permanent link.
+            max_downloads: How many downloads the link serves; `None` for no limit.
+            password: Stored, but not enforced by the server (as documented).
+
+        Returns:
+            The link; its `url` is only available now.
+
+        Raises:
+            ConflictError: The file is not scanned clean.
+            QuotaExceededError: The plan's share links are used up.
         """
         body = {
             "file_id": require_id(file_id, "file_id"),
@@ -66,5 +91,12 @@ class Shares(Resource):
         return validate_response(Link, await self._transport.request("POST", "/shares", json=body))
 
     async def revoke(self, share_id: str) -> None:
-        """Revoke a link. Idempotent. A cached permanent link may serve for up to an hour."""
+        """Revoke a link. Idempotent.
+
+        A permanent link may still be served from the edge cache for up to an hour.
+
+        Args:
+            share_id: The link's id ([`Link.id`][fluidcloud_async.Link] or
+                [`Share.id`][fluidcloud_async.Share]).
+        """
         await self._transport.request("DELETE", f"/shares/{require_id(share_id, 'share_id')}")

@@ -32,8 +32,24 @@ class Uploads(Resource):
         content_type: str | None = None,
         folder_id: str | None = None,
     ) -> UploadTicket:
-        """Reserve a file id and get presigned PUT URL(s). Retried safely: nothing is
-        stored until ``complete``."""
+        """Reserve a file id and get the presigned PUT URL(s) for its bytes.
+
+        Retried safely: nothing is stored until
+        [`complete`][fluidcloud_async.resources.Uploads.complete]. Below 100 MB the ticket
+        has one `upload_url`; above it, `part_urls` of `part_size` bytes each. Most callers
+        want [`files.upload`][fluidcloud_async.resources.Files.upload].
+
+        Args:
+            original_name: The file's name.
+            size: Its size in bytes.
+            space_id: The space it will belong to.
+            content_type: The MIME type; the URL is then signed for exactly this
+                `Content-Type`.
+            folder_id: The folder it will belong to.
+
+        Returns:
+            The upload ticket.
+        """
         body: dict[str, Any] = {
             "original_name": require_text(original_name, "original_name"),
             "size": require_size(size),
@@ -63,10 +79,30 @@ class Uploads(Resource):
         folder_id: str | None = None,
         client_key: str | None = None,
     ) -> File:
-        """Register the uploaded bytes as a file (``scan_status`` starts ``pending``).
+        """Register the uploaded bytes as a file; its `scan_status` starts `pending`.
 
-        ``parts`` is required with ``upload_id``: ``[{"PartNumber": 1, "ETag": '"..."'}, ...]``
-        in ascending order. Retried safely: the effect is keyed by ``file_id``.
+        Retried safely: the effect is keyed by `file_id`, so completing twice gives one file.
+
+        Args:
+            file_id: From the ticket.
+            key: From the ticket.
+            original_name: The file's name.
+            size: Its size in bytes.
+            space_id: The space, as given to `initiate`.
+            upload_id: From a multipart ticket (then `parts` is required).
+            parts: The stored parts, in ascending order:
+                `[{"PartNumber": 1, "ETag": '"..."'}, ...]`.
+            mime: The MIME type to record.
+            sha256: The hex SHA-256 of the bytes; the server refuses a mismatch.
+            folder_id: The folder, as given to `initiate`.
+            client_key: Your own key for the file (see
+                [`files.resolve`][fluidcloud_async.resources.Files.resolve]).
+
+        Returns:
+            The new file.
+
+        Raises:
+            ValueError: `parts` without `upload_id`, or the reverse.
         """
         body: dict[str, Any] = {
             "file_id": require_id(file_id, "file_id"),
@@ -104,9 +140,23 @@ class Uploads(Resource):
         folder_id: str | None = None,
         name: str | None = None,
     ) -> File:
-        """Have the server fetch a public http(s) URL into a space. Not retried on 5xx
-        (a duplicate import would store the file twice). The API key is never sent to
-        ``url``: the server fetches it."""
+        """Have the server fetch a public http(s) URL into a space.
+
+        Not retried after a 5xx or a dropped connection: a duplicate import would store the
+        file twice. The API key is never sent to `url`: the server fetches it.
+
+        Args:
+            url: An `http://` or `https://` URL the server can reach.
+            space_id: The space to store it in.
+            folder_id: The folder to store it in.
+            name: The stored name (else from `Content-Disposition`, else the URL path).
+
+        Returns:
+            The new file.
+
+        Raises:
+            ValueError: `url` is not http(s).
+        """
         url = require_text(url, "url")
         if not url.lower().startswith(("http://", "https://")):
             raise ValueError(f"url must be http(s), got {url!r}")
