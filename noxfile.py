@@ -52,7 +52,8 @@ def docs(session: nox.Session) -> None:
     """The documentation site into site/ (mkdocs --strict; fails on a broken link, a missing
     reference or an undocumented public name: see docs/_hooks.py)."""
     session.install("-e", ".[docs,cli]")
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+    quiet = {"NO_MKDOCS_2_WARNING": "1"}  # Material's banner about its successor
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=quiet)
 
 
 @nox.session(python=PYTHON)
