@@ -9,7 +9,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
 
 PYTHON = None  # the interpreter nox runs under
 
@@ -25,19 +25,9 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff>=0.5")
-    session.run(
-        "ruff", "check", "fluidcloud_async", "tests", "benchmarks", "examples", "noxfile.py"
-    )
-    session.run(
-        "ruff",
-        "format",
-        "--check",
-        "fluidcloud_async",
-        "tests",
-        "benchmarks",
-        "examples",
-        "noxfile.py",
-    )
+    paths = ("fluidcloud_async", "tests", "benchmarks", "examples", "docs", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)  # docs/: its hooks and the page blocks
 
 
 @nox.session(python=PYTHON)
