@@ -29,34 +29,34 @@ class AsyncFluidCloud:
     """Async client of the FluidCloud Partner API.
 
     Args:
-        api_key: the partner key; defaults to ``$FLUIDCLOUD_API_KEY``.
-        base_url: the API origin; defaults to ``$FLUIDCLOUD_BASE_URL``, then production.
+        api_key: The partner key; defaults to ``$FLUIDCLOUD_API_KEY``.
+        base_url: The API origin; defaults to ``$FLUIDCLOUD_BASE_URL``, then production.
             ``/api/v1`` is appended for you.
-        timeout: seconds. For an API call it bounds each attempt as a whole (connect, send,
+        timeout: Seconds. For an API call it bounds each attempt as a whole (connect, send,
             full answer); retries get a fresh ``timeout`` each. Storage transfers (part PUTs,
             downloads) are not bounded as a whole: there it is a *stall* timeout, the longest
             wait for the storage's answer or for the socket to take or give the next chunk
             (connecting has its own 30 s), so a large transfer that keeps moving never times
             out. For a deadline on a whole call wrap it in ``asyncio.timeout(...)`` /
             ``anyio.fail_after(...)``: cancellation stops every part and never completes.
-        max_retries: retries after the first attempt (see the retry table in the
+        max_retries: Retries after the first attempt (see the retry table in the
             errors guide).
-        session: an ``aiohttp.ClientSession`` to use; you keep ownership and close it, and
+        session: An ``aiohttp.ClientSession`` to use; you keep ownership and close it, and
             its own proxy and TLS settings apply. By default the client creates one lazily
             and closes it in [`close`][fluidcloud_async.AsyncFluidCloud.close].
-        connection_limit: size of the connection pool the client creates.
-        on_retry: called (sync or async) with a
+        connection_limit: Size of the connection pool the client creates.
+        on_retry: Called (sync or async) with a
             [`RetryEvent`][fluidcloud_async.RetryEvent] before each retry sleep.
-        allow_insecure_http: permit a live key over plain ``http://`` to a non-loopback host,
+        allow_insecure_http: Permit a live key over plain ``http://`` to a non-loopback host,
             and any key over plain ``http://`` through a proxy (which could read it).
-        trust_env: honour ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (read once,
+        trust_env: Honour ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY`` (read once,
             here) for API, storage and download traffic, like requests and httpx.
-        proxy: a proxy URL (``http://[user:pass@]host:port``) for all traffic, replacing the
+        proxy: A proxy URL (``http://[user:pass@]host:port``) for all traffic, replacing the
             ``*_PROXY`` variables; ``NO_PROXY`` still applies while ``trust_env`` is true.
-        ssl_context: TLS settings of the client's session (a private CA, client certs).
+        ssl_context: The TLS settings of the client's session (a private CA, client certs).
 
     Raises:
-        ConfigurationError: no API key, a malformed `base_url`, a live key over plain
+        ConfigurationError: No API key, a malformed `base_url`, a live key over plain
             http, or an invalid setting.
 
     Use `async with AsyncFluidCloud() as fc:` or call `await fc.close()`. One client serves

@@ -58,13 +58,13 @@ class ApiError(FluidCloudError):
     """The API answered with an error status (or a body that breaks the documented contract).
 
     Attributes:
-        status: the HTTP status code.
-        detail: the parsed ``detail`` of the JSON error body: a string, an object, or ``None``.
-        code: a machine-readable error code when the body gives one
+        status: The HTTP status code.
+        detail: The parsed ``detail`` of the JSON error body: a string, an object, or ``None``.
+        code: A machine-readable error code when the body gives one
             (``insufficient_scope``, ``feature_not_in_plan``, ``quota_exceeded`` ...).
-        method: the request method.
-        url: the request URL (API URLs carry no secrets; storage URLs are redacted).
-        headers: the response headers.
+        method: The request method.
+        url: The request URL (API URLs carry no secrets; storage URLs are redacted).
+        headers: The response headers.
     """
 
     def __init__(
@@ -169,10 +169,10 @@ class UploadError(FluidCloudError):
     """An upload failed after its ticket was issued; ``/complete`` was not called.
 
     Attributes:
-        file_id: the reserved file id from ``/uploads/initiate`` (``None`` if not reached).
-        upload_id: the multipart upload id, if any.
-        failed_parts: part numbers that failed for good (empty for single PUTs).
-        cause: the underlying exception, also chained as ``__cause__``.
+        file_id: The reserved file id from ``/uploads/initiate`` (``None`` if not reached).
+        upload_id: The multipart upload id, if any.
+        failed_parts: Part numbers that failed for good (empty for single PUTs).
+        cause: The underlying exception, also chained as ``__cause__``.
     """
 
     def __init__(
