@@ -10,7 +10,10 @@ Private modules, one job each:
 * ``_buffers``   pooled read buffers and cancellation-safe worker-thread calls
 * ``_body``      streaming request payloads (sendfile, pooled preadv, memory slices)
 * ``_small``     small single PUTs: whole body + SHA-256 in one step, sent from memory
-* ``_storage``   one presigned PUT with per-part retries, S3 error parsing, expiry
+* ``_storage``   the storage transport interface (send one PUT), its aiohttp implementation,
+                 the one per-part retry loop, S3 error parsing, expiry
+* ``_threaded``  the storage transport of https URLs: part PUTs in worker threads over a
+                 keep-alive ``http.client`` pool (``FLUIDCLOUD_STORAGE_TRANSPORT``)
 * ``_scheduler`` the shared pool of part slots (bounded concurrency across files)
 * ``_checksum``  SHA-256 off the event loop
 * ``_progress``  throttled progress reporting
@@ -57,6 +60,42 @@ to a discarding loopback sink in its own process, medians of 5) and
   ctime_ns, inode, device) taken at open and compared again after the last part and the
   hash pass, before ``/complete`` (``SourceChangedError``). Re-reading to compare would
   double the read cost and still race a writer; the identity check costs two syscalls.
+* **Uploads over TLS: worker threads, not the loop** (2026-11-30, ``benchmarks.run --only
+  tls --reps 3``: 1 GiB, 16 MiB parts, 8 in flight, nginx TLS 1.3 sink on loopback, both
+  transports in the same runs, other engineers' tests loading the 2 cores). asyncio's SSL
+  transport encrypts every record on the caller's loop thread through memory BIOs
+  (profile: EVP_EncryptUpdate, BIO_read, BUF_MEM_grow_clean under StreamWriter.write), so
+  one core did all TLS and the caller's loop lagged. ``_threaded`` sends each part from an
+  anyio worker thread over a blocking socket (SSL_write releases the GIL), reading it with
+  preadv into one pooled 1 MiB buffer. Medians of 3 of the 21:15 run (load 0.95 -> 2.84;
+  in brackets the 21:04 run, load 1.5 -> 2.5); MiB/s, x the same-run reference (curl
+  --parallel for checksum off, curl || openssl sha256 for the default), client
+  CPU-s/GiB, caller's loop-lag p99::
+
+                          aiohttp TLS (before)            threads (now: the https default)
+    checksum off          772 0.81x [0.68] 1.46 27 ms     742 1.00x [0.85] 0.87 11 [14] ms
+    checksum on (dflt)    493 0.70x [0.76] 2.57 38 ms     543 0.74x [0.97] 2.11 23 [13] ms
+    references            curl 806 MiB/s 0.84 CPU-s/GiB; curl || sha256 712, 1.81
+
+  CPU-s/GiB by thread (threads, checksum on): workers (TLS + preadv) 0.73, hashing
+  (asyncio executor) 1.14, event loop 0.12; checksum off: workers 0.66, loop 0.13. The
+  aiohttp path: loop 1.13-1.16, executor 0.26 (preadv) or 1.40 (+ hashing). The loop's
+  CPU fell ~9x and peak RSS growth from ~42 to 11-15 MiB; TLS costs ~0.7 CPU-s/GiB spread
+  over any number of cores, where curl --parallel spends 0.84 on one. Measured on the
+  way: with a socket timeout OpenSSL returns WANT_WRITE at every full send buffer and the
+  thread re-takes the GIL for a poll() (default 0.74x -> 0.97x c||sha in successive runs
+  once sockets block while the body is sent; the stall clock moved to the loop's
+  watcher); 4 MiB chunks were no better than 1 MiB. Missed here: default >= 1.0x curl ||
+  sha256 (0.74-0.97): on 2 cores the upload is CPU-bound, and our hash thread costs 1.14
+  CPU-s/GiB (SHA256_Update plus the preadv copy) against openssl dgst's ~1.0; loop lag
+  p99 <= 5 ms (11-23 ms): an *idle separate process's* 5 ms timer measured p99 3.3-12 ms
+  during the same uploads (the CPU is oversubscribed by nginx and 8 encrypting threads),
+  and in-process the loop also waits for the GIL between the workers' chunks (renicing
+  the workers did not help); GC was ruled out (gc callbacks: 5 gen-0 collections per GiB
+  after warm-up). Plain http keeps aiohttp + sendfile. ``http.client`` rather than
+  urllib3: the stdlib has what is needed (CONNECT tunnel with headers, the raw socket for
+  sendall, no re-quoting of the signed target) without a new dependency; urllib3 was not
+  measured. Downloads (ranged GETs) still go through aiohttp.
 * **Not adopted.** ``send()`` from an ``mmap`` of the file beat sendfile on this kernel's
   loopback in a raw test, but a file truncated during the upload would kill the process
   with SIGBUS; sendfile and preadv report a short read instead.
