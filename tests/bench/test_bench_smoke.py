@@ -101,7 +101,7 @@ def test_the_tls_group_ran_or_said_why_not(quick_results: dict[str, Any]) -> Non
         pytest.skip(f"tls group: {tls['skipped']}")
     summary = tls["summary"]
     sdk = [n for n in summary if n.startswith("fluidcloud_async")]
-    assert len(sdk) == 2, list(summary)
+    assert len(sdk) == 4, list(summary)  # default and checksum off, threads and aiohttp TLS
     for name in sdk:
         assert summary[name]["mib_s"] > 0, name
         assert summary[name]["lag_p99_ms"] is not None, name
