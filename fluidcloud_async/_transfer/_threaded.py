@@ -14,12 +14,15 @@ What the aiohttp path guarantees holds here too: the retry loop is the same
 counted per attempt and rolled back by the body, the socket timeout is the stall timeout,
 errors are the same typed errors with redacted URLs, a short read is a source error (not
 retried), the Content-Type is exactly the one given or absent, no ``Expect`` header is
-sent, and a cancellation or ``close()`` shuts the socket down under the thread, which stops
-between chunks and closes its own connection before the call returns.
+sent, and a cancellation (an anyio scope or a native ``task.cancel()``) or ``close()``
+shuts the socket down under the thread, which stops between chunks and closes its own
+connection before the call returns. New TCP connections are opened on the loop (DNS and
+connect are cancellable there); the CONNECT tunnel and the TLS handshake run in the thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import os
@@ -42,7 +45,7 @@ from .._exceptions import ApiConnectionError, ApiError, ApiTimeoutError
 from .._redact import redact_url
 from .._retry import ClientClosed, ConnectFailed
 from ._body import FileBody, MemoryBody
-from ._buffers import BufferPool, pread_into
+from ._buffers import BufferPool, pread_into, settle
 from ._storage import (
     MAX_ERROR_BODY,
     AiohttpStorage,
@@ -138,6 +141,11 @@ class _Job:
     stalled: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
     conn: http.client.HTTPConnection | None = None
+    sock: socket.socket | None = None
+    """A TCP connection opened on the loop, for the thread to turn into ``conn``."""
+    handle: socket.socket | None = None
+    """A duplicate of ``sock``'s descriptor: ``ssl.wrap_socket`` detaches ``sock`` during
+    the handshake, and an abort must still reach the connection then."""
 
     def abort(self, *, stalled: bool = False) -> None:
         """From the loop: stop the thread now (it is between chunks or blocked in one)."""
@@ -145,6 +153,8 @@ class _Job:
         self.stop.set()
         conn = self.conn
         sock = conn.sock if conn is not None else None
+        if sock is None or sock.fileno() < 0:
+            sock = self.handle
         if sock is not None:
             # The plain socket's shutdown, not SSLSocket's (which drops its SSL object
             # under the thread): the blocked SSL_write/read then fails at once. The thread
@@ -207,22 +217,49 @@ class ThreadedStorage:
             if job.reader.view is None:
                 job.buffer = pool.take()
         self._active.add(job)
-        result: list[str | None] = []
-        failure: BaseException | None = None
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch, job, body)
-                try:
-                    result.append(
-                        await anyio.to_thread.run_sync(self._run, job, limiter=self._limiter)
-                    )
-                except Exception as exc:  # raised below, outside the task group
-                    failure = exc
-                finally:
-                    job.finished = True
-                    tg.cancel_scope.cancel()
+            # A pooled connection, else a new TCP connection opened here on the loop: a
+            # connect (DNS, SYN to an unreachable host) is cancelled at once, where one
+            # inside the thread could hold a cancellation for the whole connect timeout.
+            job.conn = self._take_idle(job.key)
+            if job.conn is None:
+                job.sock = await self._open(job)
+                job.handle = job.sock.dup()
+        except BaseException:
+            self._active.discard(job)
+            if job.sock is not None:
+                job.sock.close()
+            if job.reader is not None:
+                job.reader.leave()
+            if job.buffer is not None:
+                pool.give(job.buffer)
+            raise
+        result: str | None = None
+        failure: BaseException | None = None
+        # The thread runs in its own task, waited for with asyncio.wait: a cancellation of
+        # this task (an anyio scope or a native task.cancel(), asyncio.timeout) lands here,
+        # aborts the thread and waits for it (one chunk at most) before propagating, so no
+        # thread outlives the buffer, the reader or the connection it uses.
+        thread = asyncio.ensure_future(
+            anyio.to_thread.run_sync(self._run, job, limiter=self._limiter)
+        )
+        try:
+            await self._watch(job, body, thread)
+            result = thread.result()
+        except BaseException as exc:
+            if not thread.done():
+                job.abort()
+                await settle(thread)
+            own = _failed(thread, exc) is thread  # also marks the thread's error retrieved
+            if not own or not isinstance(exc, Exception):
+                raise
+            failure = exc
         finally:
             self._active.discard(job)
+            if job.handle is not None:
+                job.handle.close()
+            if job.sock is not None:  # never handed to a connection (cancelled first)
+                job.sock.close()
             if job.reader is not None:
                 job.reader.leave()
             if job.buffer is not None:
@@ -249,7 +286,7 @@ class ThreadedStorage:
             ) from None
         if failure is not None:
             raise failure
-        return result[0]
+        return result
 
     def _job(
         self,
@@ -281,24 +318,57 @@ class ThreadedStorage:
             raise TypeError(f"cannot send a {type(body).__name__} from a thread")
         return job
 
-    async def _watch(self, job: _Job, body: Any) -> None:
-        """Forward the thread's progress; on cancellation, abort the thread."""
+    async def _watch(self, job: _Job, body: Any, thread: asyncio.Future[Any]) -> None:
+        """Until the thread returns: forward its progress, keep the stall clock."""
         seen, since = -1, 0.0
-        try:
-            while True:  # until the put cancels this task
-                await anyio.sleep(PROGRESS_INTERVAL)
-                await _forward(job, body)
-                now = anyio.current_time()
-                if not job.sending or job.done != seen:
-                    seen, since = job.done, now
-                elif now - since > job.policy.stall_timeout:
-                    job.abort(stalled=True)  # the thread raises ApiTimeoutError
-        except anyio.get_cancelled_exc_class():
-            if not job.finished:
-                job.abort()
-            raise
+        while not thread.done():
+            await asyncio.wait((thread,), timeout=PROGRESS_INTERVAL)
+            await _forward(job, body)
+            now = anyio.current_time()
+            if not job.sending or job.done != seen:
+                seen, since = job.done, now
+            elif now - since > job.policy.stall_timeout:
+                job.abort(stalled=True)  # the thread raises ApiTimeoutError
 
     # -- in the worker thread ---------------------------------------------------------
+    async def _open(self, job: _Job) -> socket.socket:
+        """A connected TCP socket to the storage host or the proxy (cancellable)."""
+        _scheme, host, port, route = job.key
+        if route is not None:
+            host, port = route.url.host or "", route.url.port or 80
+        loop = asyncio.get_running_loop()
+        last: OSError | None = None
+        try:
+            with anyio.fail_after(job.policy.connect_timeout):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                for family, kind, proto, _name, address in infos:
+                    sock = socket.socket(family, kind, proto)
+                    try:
+                        sock.setblocking(False)
+                        await loop.sock_connect(sock, address)
+                    except OSError as exc:
+                        sock.close()
+                        last = exc
+                        continue
+                    except BaseException:
+                        sock.close()
+                        raise
+                    return sock
+        except (OSError, TimeoutError) as exc:
+            raise _connect_error(exc, job, route) from None
+        raise _connect_error(last or OSError(f"no address for {host}"), job, route) from None
+
+    def _take_idle(self, key: _Key) -> http.client.HTTPConnection | None:
+        """A pooled connection the server has not closed, if any (non-blocking)."""
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle:
+                conn = idle.pop()
+                if _usable(conn):
+                    return conn
+                conn.close()
+        return None
+
     def _run(self, job: _Job) -> str | None:
         conn = self._checkout(job)
         keep = False
@@ -313,17 +383,10 @@ class ThreadedStorage:
                 conn.close()
 
     def _checkout(self, job: _Job) -> http.client.HTTPConnection:
-        with self._lock:
-            idle = self._idle.get(job.key, [])
-            while idle:
-                conn = idle.pop()
-                if _usable(conn):
-                    job.conn = conn
-                    return conn
-                conn.close()
+        if job.conn is not None:
+            return job.conn
         conn = self._connect(job)
-        job.conn = conn
-        if job.stop.is_set():  # aborted while connecting (abort saw no socket yet)
+        if job.stop.is_set():  # aborted during the handshake
             conn.close()
             raise _Stopped
         return conn
@@ -359,10 +422,18 @@ class ThreadedStorage:
                 conn.set_tunnel(f"[{host}]" if ":" in host else host, port, headers=headers)
             else:
                 conn = http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
+        sock, job.sock = job.sock, None
+        assert sock is not None
+        sock.settimeout(timeout)
+        # http.client connects through this hook: hand it the socket the loop connected
+        # (the tunnel's CONNECT and the TLS handshake still happen here, in the thread).
+        setattr(conn, "_create_connection", lambda *_args, **_kwargs: sock)  # noqa: B010
+        job.conn = conn  # from here an abort shuts the socket down under the handshake
         try:
             conn.connect()
         except BaseException as exc:
             conn.close()
+            sock.close()
             raise _connect_error(exc, job, route) from None
         return conn
 
@@ -478,6 +549,14 @@ class ThreadedStorage:
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+
+
+def _failed(thread: asyncio.Future[Any], exc: BaseException) -> asyncio.Future[Any] | None:
+    """``thread`` when ``exc`` is the thread's own exception (not a cancellation of the
+    waiting task, nor an error of the progress callback)."""
+    if thread.done() and not thread.cancelled() and thread.exception() is exc:
+        return thread
+    return None
 
 
 async def _forward(job: _Job, body: Any) -> None:

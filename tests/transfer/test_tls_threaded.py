@@ -258,3 +258,49 @@ async def test_event_loop_lag_during_a_tls_upload_is_recorded(
         tg.cancel_scope.cancel()
     lags.sort()
     print(f"loop lag p99 {lags[int(len(lags) * 0.99) - 1] * 1000:.1f} ms over {len(lags)} ticks")
+
+
+async def test_cancelling_during_a_stuck_tls_handshake_is_prompt(
+    fc: AsyncFluidCloud, running: Running
+) -> None:
+    """A storage host that accepts TCP but never answers the TLS handshake: the connect
+    happens on the loop, the handshake in the thread, and a cancel stops both at once."""
+    from fluidcloud_async._transfer._body import MemoryBody
+    from fluidcloud_async._transfer._storage import StoragePolicy, put_with_retries
+
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"https://127.0.0.1:{port}/bucket/key?X-Amz-Signature=secret"
+    storage = _threaded.storage_for(fc, url)
+    assert isinstance(storage, ThreadedStorage)
+    data = memoryview(b"x" * 1000)
+    task = asyncio.ensure_future(
+        put_with_retries(
+            storage,
+            url,
+            lambda: MemoryBody(data, None),
+            length=1000,
+            content_type=None,
+            policy=StoragePolicy(attempts=1),
+            label="object",
+        )
+    )
+    try:
+        await asyncio.sleep(0.3)
+        assert running.now == 1 and accepted  # in the handshake, in the thread
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - started < 0.5
+        assert running.now == 0 and not storage._active  # the thread ended before it
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
