@@ -62,39 +62,42 @@ to a discarding loopback sink in its own process, medians of 5) and
   double the read cost and still race a writer; the identity check costs two syscalls.
 * **Uploads over TLS: worker threads, not the loop** (2026-11-30, ``benchmarks.run --only
   tls --reps 3``: 1 GiB, 16 MiB parts, 8 in flight, nginx TLS 1.3 sink on loopback, both
-  transports in the same runs, other engineers' tests loading the 2 cores). asyncio's SSL
-  transport encrypts every record on the caller's loop thread through memory BIOs
-  (profile: EVP_EncryptUpdate, BIO_read, BUF_MEM_grow_clean under StreamWriter.write), so
-  one core did all TLS and the caller's loop lagged. ``_threaded`` sends each part from an
-  anyio worker thread over a blocking socket (SSL_write releases the GIL), reading it with
-  preadv into one pooled 1 MiB buffer. Medians of 3 of the 21:15 run (load 0.95 -> 2.84;
-  in brackets the 21:04 run, load 1.5 -> 2.5); MiB/s, x the same-run reference (curl
-  --parallel for checksum off, curl || openssl sha256 for the default), client
-  CPU-s/GiB, caller's loop-lag p99::
+  transports in the same runs). asyncio's SSL transport encrypts every record on the
+  caller's loop thread through memory BIOs (profile: EVP_EncryptUpdate, BIO_read,
+  BUF_MEM_grow_clean under StreamWriter.write), so one core did all TLS and the caller's
+  loop lagged. ``_threaded`` sends each part from an anyio worker thread over a blocking
+  socket (SSL_write releases the GIL), reading it with preadv into one pooled 1 MiB
+  buffer. Medians of 3 of the 21:30 run (load 0.48 -> 2.32, the quietest); in brackets
+  the 21:04 and 21:15 runs (load 1.5-2.8, other engineers' tests running). MiB/s, x the
+  same-run reference (curl --parallel for checksum off, curl || openssl sha256 for the
+  default), client CPU-s/GiB, caller's loop-lag p99::
 
-                          aiohttp TLS (before)            threads (now: the https default)
-    checksum off          772 0.81x [0.68] 1.46 27 ms     742 1.00x [0.85] 0.87 11 [14] ms
-    checksum on (dflt)    493 0.70x [0.76] 2.57 38 ms     543 0.74x [0.97] 2.11 23 [13] ms
-    references            curl 806 MiB/s 0.84 CPU-s/GiB; curl || sha256 712, 1.81
+                        aiohttp TLS (before)               threads (now: the https default)
+    checksum off        1056 0.79x [0.68 0.81] 1.16 15 ms  1322 1.01x [0.85 1.00] 0.70 6.4 ms
+    checksum on (dflt)   651 0.82x [0.76 0.70] 2.12 23 ms   779 0.93x [0.97 0.74] 1.71 6.3 ms
+    references          curl 1307 MiB/s 0.75 CPU-s/GiB; curl || sha256 823, 1.73
 
-  CPU-s/GiB by thread (threads, checksum on): workers (TLS + preadv) 0.73, hashing
-  (asyncio executor) 1.14, event loop 0.12; checksum off: workers 0.66, loop 0.13. The
-  aiohttp path: loop 1.13-1.16, executor 0.26 (preadv) or 1.40 (+ hashing). The loop's
-  CPU fell ~9x and peak RSS growth from ~42 to 11-15 MiB; TLS costs ~0.7 CPU-s/GiB spread
-  over any number of cores, where curl --parallel spends 0.84 on one. Measured on the
-  way: with a socket timeout OpenSSL returns WANT_WRITE at every full send buffer and the
-  thread re-takes the GIL for a poll() (default 0.74x -> 0.97x c||sha in successive runs
-  once sockets block while the body is sent; the stall clock moved to the loop's
-  watcher); 4 MiB chunks were no better than 1 MiB. Missed here: default >= 1.0x curl ||
-  sha256 (0.74-0.97): on 2 cores the upload is CPU-bound, and our hash thread costs 1.14
-  CPU-s/GiB (SHA256_Update plus the preadv copy) against openssl dgst's ~1.0; loop lag
-  p99 <= 5 ms (11-23 ms): an *idle separate process's* 5 ms timer measured p99 3.3-12 ms
-  during the same uploads (the CPU is oversubscribed by nginx and 8 encrypting threads),
-  and in-process the loop also waits for the GIL between the workers' chunks (renicing
-  the workers did not help); GC was ruled out (gc callbacks: 5 gen-0 collections per GiB
-  after warm-up). Plain http keeps aiohttp + sendfile. ``http.client`` rather than
-  urllib3: the stdlib has what is needed (CONNECT tunnel with headers, the raw socket for
-  sendall, no re-quoting of the signed target) without a new dependency; urllib3 was not
+  CPU-s/GiB by thread (threads, checksum on): workers (TLS + preadv) 0.57, hashing
+  (asyncio executor) 1.01, event loop 0.07; checksum off: workers 0.57, loop 0.06. The
+  aiohttp path: loop 0.86-0.91, executor 0.20 (preadv) or 1.22 (+ hashing). The loop's CPU
+  fell ~14x, peak RSS growth from 39-47 to 11-15 MiB; TLS costs 0.57 CPU-s/GiB spread over
+  any number of cores, where curl --parallel spends 0.75 on one (an 8-core box should run
+  8 parts' TLS in parallel: not measurable here). Measured on the way: with a socket
+  timeout OpenSSL returns WANT_WRITE at every full send buffer and the thread re-takes the
+  GIL for a poll() (default 0.74x -> 0.97x c||sha in successive runs once sockets block
+  while the body is sent; the stall clock moved to the loop's watcher); 4 MiB chunks were
+  no better than 1 MiB. Missed: default >= 1.0x curl || sha256 (0.93; 0.74-0.97 under
+  load): on 2 cores the upload is CPU-bound and our hash thread costs 1.01-1.14
+  CPU-s/GiB (profile: SHA256_Update 83 %, preadv 9 %), as openssl dgst does (1.0 alone;
+  hashlib at 128 KiB-4 MiB reads is the same 1.0), plus the loop and nginx; loop lag p99
+  <= 5 ms (6.3-6.4 quiet, 11-23 loaded): an *idle separate process's* 5 ms timer measured
+  p99 3.3-12 ms during loaded uploads (the CPU is oversubscribed by nginx and 8
+  encrypting threads), and in-process the loop also waits for the GIL between the
+  workers' chunks (pthread_cond_timedwait in its profile; renicing the workers did not
+  help); GC was ruled out (gc callbacks: 5 gen-0 collections per GiB after warm-up).
+  Plain http keeps aiohttp + sendfile. ``http.client`` rather than urllib3: the stdlib has
+  what is needed (CONNECT tunnel with headers, the raw socket for sendall, no re-quoting
+  of the signed target) without a new dependency; urllib3 was not
   measured. Downloads (ranged GETs) still go through aiohttp. Plain http is unchanged:
   same sink, interleaved, 5 each, code before vs after this change: 2388 vs 2375 MiB/s,
   0.13 vs 0.14 CPU-s/GiB (``--only throughput`` at 21:18, load 1.0: c=8 checksum off
