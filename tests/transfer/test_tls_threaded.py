@@ -222,7 +222,7 @@ async def test_a_file_shrinking_under_a_thread_is_a_source_error_not_retried(
     assert emu.stats.completes == 0
 
 
-async def test_aiohttp_knob_and_caller_sessions_keep_the_aiohttp_path(
+async def test_aiohttp_knob_and_plain_http_keep_the_aiohttp_path(
     fc: AsyncFluidCloud,
     space: Space,
     tmp_path: Path,
