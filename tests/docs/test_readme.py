@@ -18,7 +18,9 @@ BLOCKS = BLOCK.findall(README.read_text(encoding="utf-8"))
 
 
 def test_readme_has_python_blocks() -> None:
-    assert len(BLOCKS) >= 5
+    # The README is the landing page (a quickstart, the emulator); the guides' blocks run in
+    # test_docs_pages.py.
+    assert len(BLOCKS) >= 2
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
