@@ -73,19 +73,9 @@ def driver(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
 def run_row(plan: dict[str, Any], storage: str) -> dict[str, Any]:
     """One row: the Dask run's figures (``plan`` as in ``bench_fleet``)."""
-    emulator = {
-        "rate_limits": True,
-        "rate_limit_time_scale": 60.0 / plan["window"],
-        "rate_limit_default": plan["requests"],
-        "rate_limit_initiate": plan["initiate"],
-        "scan_delay": 0.0,
-    }
-    rate_limit = {
-        "requests": plan["requests"],
-        "initiate": plan["initiate"],
-        "window": plan["window"],
-        "storage": storage,
-    }
+    from .bench_fleet import plan_settings  # bench_fleet imports this module
+
+    emulator, rate_limit = plan_settings(plan, storage)
     # As many files as the fleet's three processes send, less one per batch listing: the
     # run fills whole windows (initiate and complete are two of the requests budget per
     # file, the listings two more), so a perfect limiter scores ~1.0 here too (a last window

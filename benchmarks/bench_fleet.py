@@ -122,8 +122,8 @@ def redis_server(exe: str) -> Iterator[str]:
             proc.wait(10)
 
 
-def _fleet(plan: dict[str, Any], storage: str) -> dict[str, Any]:
-    """Three workers on one emulator key; the fleet's figures."""
+def plan_settings(plan: dict[str, Any], storage: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The emulator's time-scaled limits and the clients' ``RateLimit`` settings of ``plan``."""
     emulator = {
         "rate_limits": True,
         "rate_limit_time_scale": 60.0 / plan["window"],
@@ -137,6 +137,12 @@ def _fleet(plan: dict[str, Any], storage: str) -> dict[str, Any]:
         "window": plan["window"],
         "storage": storage,
     }
+    return emulator, rate_limit
+
+
+def _fleet(plan: dict[str, Any], storage: str) -> dict[str, Any]:
+    """Three workers on one emulator key; the fleet's figures."""
+    emulator, rate_limit = plan_settings(plan, storage)
     with ServerProcess("benchmarks._emu:start", {"emulator": emulator}) as emu:
         # Every worker imported by then, and the emulator's set-up request (creating the
         # space) out of its window: it counts against the key but is in no client's log, and
