@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio.lowlevel
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from fluidcloud_async import AsyncFluidCloud, Space
+from fluidcloud_async import AsyncFluidCloud, Space, UploadError, UploadJournal
 from fluidcloud_async.emulator import Emulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -127,3 +128,22 @@ async def fc(fluidcloud_emulator: Emulator) -> AsyncIterator[AsyncFluidCloud]:
 @pytest.fixture
 async def space(fc: AsyncFluidCloud) -> Space:
     return await fc.spaces.create("reliability")
+
+
+async def fail_after_two_parts(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator, src: Path, journal: Path
+) -> None:
+    """A journaled upload that stops for good after two stored parts (storage answers 500
+    past every retry from then on); the journal is kept."""
+    record = UploadJournal.record
+
+    async def record_then_fail(self: UploadJournal, number: int, etag: str) -> None:
+        await record(self, number, etag)
+        if self.parts_done == 2:
+            emu.faults.fail_next_storage_puts = 1000
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(UploadJournal, "record", record_then_fail)
+        with pytest.raises(UploadError):
+            await fc.files.upload(src, space.id, resume=journal, max_concurrency=1)
+    emu.faults.reset()

@@ -18,10 +18,11 @@ from fluidcloud_async import (
     AsyncFluidCloud,
     NotRegularFileError,
     Space,
-    UploadError,
     UploadJournal,
 )
 from fluidcloud_async.emulator import Emulator
+
+from .conftest import fail_after_two_parts
 
 MiB = 1024 * 1024
 
@@ -229,18 +230,7 @@ async def _journaled_failure(
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(4 * MiB))
     journal = tmp_path / "big.journal"
-    record = UploadJournal.record
-
-    async def record_then_fail(self: UploadJournal, number: int, etag: str) -> None:
-        await record(self, number, etag)
-        if self.parts_done == 2:
-            emu.faults.fail_next_storage_puts = 1000
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(UploadJournal, "record", record_then_fail)
-        with pytest.raises(UploadError):
-            await fc.files.upload(src, space.id, resume=journal, max_concurrency=1)
-    emu.faults.reset()
+    await fail_after_two_parts(fc, space, emu, src, journal)
     assert UploadJournal.load(journal).parts_done == 2
     return src, journal
 

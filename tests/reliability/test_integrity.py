@@ -27,6 +27,8 @@ from fluidcloud_async import (
 )
 from fluidcloud_async.emulator import Emulator
 
+from .conftest import fail_after_two_parts
+
 MiB = 1024 * 1024
 SIZE = 6 * MiB  # 6 parts of 1 MiB
 
@@ -188,25 +190,6 @@ async def test_upload_many_reports_the_changed_file_only(
     assert [f.original_name for f in await fc.files.list(space.id)] == ["calm.bin"]
 
 
-async def _fail_after_two_parts(
-    fc: AsyncFluidCloud, space: Space, emu: Emulator, src: Path, journal: Path
-) -> None:
-    """A journaled upload that stops for good after two stored parts (storage answers 500
-    past every retry from then on); the journal is kept."""
-    record = UploadJournal.record
-
-    async def record_then_fail(self: UploadJournal, number: int, etag: str) -> None:
-        await record(self, number, etag)
-        if self.parts_done == 2:
-            emu.faults.fail_next_storage_puts = 1000
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(UploadJournal, "record", record_then_fail)
-        with pytest.raises(UploadError):
-            await fc.files.upload(src, space.id, resume=journal, max_concurrency=1)
-    emu.faults.reset()
-
-
 async def test_resumed_upload_whose_source_changes_is_never_completed(
     fc: AsyncFluidCloud, space: Space, fluidcloud_emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -214,7 +197,7 @@ async def test_resumed_upload_whose_source_changes_is_never_completed(
     src = _source(tmp_path / "resume.bin", SIZE)
     journal = tmp_path / "resume.journal"
 
-    await _fail_after_two_parts(fc, space, emu, src, journal)
+    await fail_after_two_parts(fc, space, emu, src, journal)
     stored = UploadJournal.load(journal).parts_done
     assert 1 <= stored < 6
     with pytest.raises(SourceChangedError) as info:
@@ -240,7 +223,7 @@ async def test_resume_refuses_a_file_changed_between_the_check_and_the_open(
     emu = fluidcloud_emulator
     src = _source(tmp_path / "race.bin", SIZE)
     journal = tmp_path / "race.journal"
-    await _fail_after_two_parts(fc, space, emu, src, journal)
+    await fail_after_two_parts(fc, space, emu, src, journal)
     existing = _journal._existing
 
     def existing_then_change(*args: Any) -> Any:
