@@ -118,7 +118,7 @@ async def _sdk_upload(fc: Any, source: Any, args: dict[str, Any]) -> None:
 
         _use_aiofiles_body()
         _readers.Reader.bench_path = source  # type: ignore[attr-defined]
-    file = await upload_file(fc, spec, options, pool=SlotPool(args["concurrency"]))
+    file = await upload_file(fc.files._engine(), spec, options, pool=SlotPool(args["concurrency"]))
     assert file.size == args["size"]
 
 

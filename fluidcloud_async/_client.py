@@ -158,12 +158,12 @@ class AsyncFluidCloud:
 
     def _init(self, transport: Transport) -> None:
         self._transport = transport
-        self.spaces = Spaces(self)
-        self.folders = Folders(self)
-        self.files = Files(self)
-        self.shares = Shares(self)
-        self.quota = QuotaResource(self)
-        self.uploads = Uploads(self)
+        self.spaces = Spaces(transport)
+        self.folders = Folders(transport)
+        self.files = Files(transport)
+        self.shares = Shares(transport)
+        self.quota = QuotaResource(transport)
+        self.uploads = Uploads(transport)
 
     @property
     def base_url(self) -> str:

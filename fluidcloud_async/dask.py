@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ._transfer import _args
-from ._transfer._bulk import Job, UploadMany
+from ._transfer._bulk import Job
 from ._transfer._existing import Existing, HashCache, check_jobs
 from ._transfer._items import Plan, _key, _Tree
 from ._transfer._ratelimit import RateLimit
@@ -341,14 +341,11 @@ async def _upload_batch(
     jobs = plan.jobs()
     check_jobs(jobs)
     cache = HashCache(options.hash_cache) if options.hash_cache else None
-    batch = UploadMany(
-        client,
+    batch = client.files._batch(
         plan,
+        rate_limit=connection.rate_limit,
         max_files=options.max_files,
         max_concurrency=options.max_concurrency,
-        fail_fast=False,
-        progress=None,
-        rate_limit=connection.rate_limit,
         existing=Existing(cache),
     )
     report = BatchReport(index=index, files=len(entries))

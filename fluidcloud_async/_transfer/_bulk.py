@@ -25,7 +25,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._models import File
 from ._existing import Existing, check_jobs
 from ._progress import Progress, ProgressCallback
-from ._ratelimit import RateLimit, rate_limiter
 from ._scheduler import SlotPool
 from ._sources import SourceSpec
 from ._tree import EntrySkipped, SkipReason
@@ -35,8 +34,12 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
-    from .._client import AsyncFluidCloud
+    from ._engine import Engine
 
+
+Finish = Callable[[File, UploadOptions], Awaitable[File]]
+"""``finish(file, options)``: what follows a stored upload (wait for the scan, mint the
+link), the same steps ``files.upload`` takes; also applied to files found unchanged."""
 
 FileProgressCallback = Callable[[Any, int, int], Awaitable[None] | None]
 """``file_progress(source, bytes_sent, total)``: one file's progress within a batch."""
@@ -131,23 +134,19 @@ class UploadMany:
 
     def __init__(
         self,
-        client: AsyncFluidCloud,
+        engine: Engine,
+        finish: Finish,
         plan: JobPlan,
         *,
         max_files: int,
         max_concurrency: int,
         fail_fast: bool,
         progress: ProgressCallback | None,
-        rate_limit: RateLimit | None,
         file_progress: FileProgressCallback | None = None,
         existing: Existing | None = None,
     ) -> None:
-        if rate_limit is not None:
-            view = client.with_options()
-            limiter = rate_limiter(client._transport, rate_limit)
-            view._init(view._transport.with_hook(limiter.around))
-            client = view
-        self._client = client
+        self._engine = engine
+        self._finish = finish
         self._existing = existing
         self._plan = plan
         self._file_progress = file_progress
@@ -224,7 +223,7 @@ class UploadMany:
                 check_jobs(self._jobs or ())
         if self._existing is not None:
             try:  # the destination is listed once, before any upload starts
-                await self._existing.load(self._client, self._jobs or [])
+                await self._existing.load(self._engine.api, self._jobs or [])
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._existing.aclose()
@@ -286,15 +285,12 @@ class UploadMany:
                 found = await self._existing.check(job)
                 result.note = found.note
                 if found.unchanged is not None:  # reported like a skipped entry, with its file
-                    result.file = found.unchanged
-                    if job.options.wait_until_clean and not found.unchanged.is_clean:
-                        result.file = await self._client.files.wait_until_clean(
-                            found.unchanged.id, timeout=job.options.clean_timeout
-                        )
+                    result.file = await self._finish(found.unchanged, job.options)
                     raise EntrySkipped(SkipReason.UNCHANGED, f"stored as {found.unchanged.id}")
-            result.file = await upload_file(
-                self._client, job.spec, job.options, pool=self._pool, parent_progress=self._progress
+            stored = await upload_file(
+                self._engine, job.spec, job.options, pool=self._pool, parent_progress=self._progress
             )
+            result.file = await self._finish(stored, job.options)
         except EntrySkipped as skip:  # unchanged, or a symlink swapped in since the walk
             result.skipped, result.skip_detail = skip.reason, skip.detail
             if self._progress is not None and job.spec.size:

@@ -37,7 +37,7 @@ from .._retry import retry_wait
 from ._buffers import CHUNK, call_in_thread
 from ._checksum import digest_of
 from ._progress import Progress, ProgressCallback
-from ._readers import fd_reader
+from ._sources import fd_reader
 from ._storage import (
     MAX_ERROR_BODY,
     ExpiredUrlError,
@@ -49,7 +49,7 @@ from ._storage import (
 )
 
 if TYPE_CHECKING:
-    from .._client import AsyncFluidCloud
+    from ._engine import ApiCalls, Engine
 
 #: Size of one ranged GET; files of at least two of these go in parallel.
 RANGE_PART = 16 << 20
@@ -77,8 +77,8 @@ class _NoRanges(Exception):
 class _Url:
     """The current presigned URL, refreshed once for all ranges when it expires."""
 
-    def __init__(self, client: AsyncFluidCloud, file_id: str, url: str) -> None:
-        self._client = client
+    def __init__(self, api: ApiCalls, file_id: str, url: str) -> None:
+        self._api = api
         self._file_id = file_id
         self.value = url
         self._refreshes = 0
@@ -90,7 +90,7 @@ class _Url:
                 self._refreshes += 1
                 if self._refreshes > MAX_URL_REFRESHES:
                     raise DownloadError(f"the download URL of {self._file_id} keeps expiring")
-                self.value = await self._client.files.download_url(self._file_id)
+                self.value = await self._api.download_url(self._file_id)
             return self.value
 
 
@@ -218,14 +218,13 @@ def _pwritev(fd: int, chunks: list[bytes], offset: int) -> None:
 
 
 async def download_file(
-    client: AsyncFluidCloud,
+    engine: Engine,
     file_id: str,
     dest: Any,
     *,
     progress: ProgressCallback | None,
     max_concurrency: int,
     verify: bool,
-    policy: StoragePolicy,
     overwrite: bool = False,
 ) -> File:
     """Download ``file_id`` to ``dest`` (an absolute path or a binary file object); an
@@ -234,13 +233,12 @@ async def download_file(
     check = isinstance(dest, str) and not overwrite
     if check and await anyio.to_thread.run_sync(os.path.lexists, dest):
         raise _exists_error(dest)
-    record = await client.files.get(file_id)
+    record = await engine.api.get(file_id)
     job = _Job(
-        client,
+        engine,
         record,
-        _Url(client, file_id, await client.files.download_url(file_id)),
+        _Url(engine.api, file_id, await engine.api.download_url(file_id)),
         Progress(progress, record.size or 0),
-        policy,
         verify,
     )
     if isinstance(dest, str):
@@ -253,23 +251,21 @@ async def download_file(
 
 @dataclass
 class _Job:
-    client: AsyncFluidCloud
+    engine: Engine
     record: File
     url: _Url
     progress: Progress
-    policy: StoragePolicy
     verify: bool
 
     async def get(self, start: int, end: int | None, write: Write, *, ranged: bool) -> int:
-        session = self.client._transport.session
         return await _get_range(
-            session,
+            self.engine.storage.session,
             self.url,
             start,
             end,
             write,
             self.progress,
-            self.policy,
+            self.engine.policy,
             ranged=ranged,
             file_id=self.record.id,
         )

@@ -33,8 +33,8 @@ from ._checksum import HASH_CHUNK, run_stoppable
 from ._tree import open_entry
 
 if TYPE_CHECKING:
-    from .._client import AsyncFluidCloud
     from ._bulk import Job
+    from ._engine import ApiCalls
 
 #: (size, mtime_ns, ctime_ns, inode, device): a file whose stat differs in any is re-read.
 Stamp = tuple[int, int, int, int, int]
@@ -253,9 +253,9 @@ class Existing:
         self.cache_hits = 0
         self._opened = False  # this batch holds the cache open (and closes it)
 
-    async def load(self, client: AsyncFluidCloud, jobs: list[Job]) -> None:
-        """List each destination once (through ``client``, the batch's rate-limited
-        view) and look the candidates up in the cache."""
+    async def load(self, api: ApiCalls, jobs: list[Job]) -> None:
+        """List each destination once (through ``api``, the batch's rate-limited calls)
+        and look the candidates up in the cache."""
         keys: dict[tuple[str, str | None], set[str]] = {}
         for job in jobs:
             if job.spec is not None and job.client_key is not None:
@@ -263,9 +263,7 @@ class Existing:
                 keys.setdefault(where, set()).add(job.client_key)
         for (space_id, folder_id), wanted in keys.items():
             # pages() is an async generator (typed as an iterator): close it explicitly.
-            pages = cast(
-                AsyncGenerator[list[File], None], client.files.list(space_id, folder_id).pages()
-            )
+            pages = cast(AsyncGenerator[list[File], None], api.pages(space_id, folder_id))
             async with contextlib.aclosing(pages):  # closed at once if cancelled mid-listing
                 async for page in pages:
                     self.pages += 1

@@ -47,7 +47,7 @@ from ._storage import url_expiry
 from ._upload import Resume, UploadOptions, upload_file
 
 if TYPE_CHECKING:
-    from .._client import AsyncFluidCloud
+    from ._engine import Engine
 
 __all__ = ["UploadJournal"]
 
@@ -377,7 +377,7 @@ class UploadJournal:
 
 
 async def upload_resumable(
-    client: AsyncFluidCloud,
+    engine: Engine,
     spec: SourceSpec,
     options: UploadOptions,
     *,
@@ -421,7 +421,7 @@ async def upload_resumable(
         if journal is not None:
             tg.start_soon(journal.keep_writing)
         try:
-            file = await upload_file(client, spec, options, pool=pool, resume=resume)
+            file = await upload_file(engine, spec, options, pool=pool, resume=resume)
         except Exception as exc:
             failure = exc
         finally:

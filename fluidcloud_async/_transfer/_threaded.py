@@ -48,17 +48,14 @@ from ._body import FileBody, MemoryBody
 from ._buffers import BufferPool, pread_into, settle
 from ._storage import (
     MAX_ERROR_BODY,
-    AiohttpStorage,
     StoragePolicy,
-    StorageTransport,
     scrub,
     storage_error,
 )
 
 if TYPE_CHECKING:
-    from .._client import AsyncFluidCloud
     from .._proxy import ProxyRoute, ProxySettings
-    from ._readers import Reader
+    from ._sources import Reader
 
 #: Environment knob (private, for benchmarks and tests): ``auto`` (https -> threads, http ->
 #: aiohttp with sendfile), ``threads`` (both schemes) or ``aiohttp`` (both schemes).
@@ -75,33 +72,14 @@ THREAD_CHUNK = 1 << 20
 #: Idle keep-alive connections kept per (host, port, proxy).
 KEEP_IDLE = 16
 
-_RESOURCE_KEY = "threaded-storage"
+RESOURCE_KEY = "threaded-storage"
+"""The client resource (see ``SessionHolder.resource``) holding the connection pool."""
 
 
 def transport_mode() -> str:
     """The ``FLUIDCLOUD_STORAGE_TRANSPORT`` choice (``auto`` when unset or unknown)."""
     mode = os.environ.get(TRANSPORT_ENV, "auto").strip().lower()
     return mode if mode in ("threads", "aiohttp") else "auto"
-
-
-def storage_for(client: AsyncFluidCloud, url: str) -> StorageTransport:
-    """The storage transport of ``url``: worker threads for https (or everything with
-    ``FLUIDCLOUD_STORAGE_TRANSPORT=threads``), aiohttp otherwise.
-
-    A session the caller passed keeps the aiohttp path: its own TLS and proxy settings
-    live in it and cannot be carried over to another stack.
-    """
-    sessions = client._transport.sessions
-    mode = transport_mode()
-    wanted = mode == "threads" or (mode == "auto" and url[:8].lower() == "https://")
-    if wanted and sessions.owned:
-        threaded = sessions.resource(
-            _RESOURCE_KEY,
-            lambda: ThreadedStorage(sessions.ssl_context, sessions.proxies, sessions.limit),
-        )
-        if threaded.supports(url):
-            return threaded
-    return AiohttpStorage(client._transport.session)
 
 
 class _SourceFailed(Exception):

@@ -1,4 +1,5 @@
-"""One file: initiate -> PUT the part(s) -> complete -> verify -> (wait for clean, link).
+"""One file: initiate -> PUT the part(s) -> complete -> verify (``Files`` then waits for the
+scan and mints the link).
 
 ``/complete`` is called only when every part has an ETag; a part that fails for good, an
 expired URL or a cancellation leaves the reserved upload uncompleted (the API has no abort
@@ -11,7 +12,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -26,17 +27,14 @@ from .._exceptions import (
 from .._models import File, UploadTicket
 from ._body import FileBody, MemoryBody
 from ._checksum import digest_of
+from ._engine import Engine
 from ._plan import Part, plan
 from ._progress import Progress, ProgressCallback
-from ._readers import Reader, SourceChanged
+from ._sources import Reader, SourceChanged
 from ._scheduler import PartsFailed, SlotPool, run_parts
 from ._small import SMALL_BODY, load_small
 from ._sources import SourceSpec, materialize
-from ._storage import ExpiredUrlError, StoragePolicy, put_with_retries
-from ._threaded import storage_for
-
-if TYPE_CHECKING:
-    from .._client import AsyncFluidCloud
+from ._storage import ExpiredUrlError, put_with_retries
 
 
 @dataclass(frozen=True)
@@ -82,19 +80,8 @@ async def _call(hook: Callable[..., Any] | None, *args: Any) -> None:
             await result
 
 
-def storage_policy(client: AsyncFluidCloud) -> StoragePolicy:
-    """Storage retries and timeouts derived from the client's settings."""
-    options = client._transport.options
-    return StoragePolicy(
-        attempts=options.max_retries + 1,
-        sleep=options.sleep,
-        read_timeout=options.timeout,
-        stall_timeout=options.timeout,
-    )
-
-
 async def upload_file(
-    client: AsyncFluidCloud,
+    engine: Engine,
     spec: SourceSpec,
     options: UploadOptions,
     *,
@@ -102,7 +89,8 @@ async def upload_file(
     parent_progress: Progress | None = None,
     resume: Resume | None = None,
 ) -> File:
-    """Upload one validated source through ``pool`` and return the completed file."""
+    """Upload one validated source through ``pool`` and return the completed, verified
+    file (``wait_until_clean`` and ``public`` are the caller's to honour)."""
     resume = resume or Resume()
     async with spec.open(checksum=options.checksum) as reader:
         if parent_progress is not None and spec.size is None:
@@ -112,7 +100,7 @@ async def upload_file(
         _check_expected(reader, resume)
         ticket = resume.ticket
         if ticket is None:
-            ticket = await client.uploads.initiate(
+            ticket = await engine.api.initiate(
                 original_name=spec.name,
                 size=reader.size,
                 space_id=options.space_id,
@@ -123,7 +111,7 @@ async def upload_file(
         progress = Progress(options.progress, reader.size, parent=parent_progress)
         try:
             async with _positional_if_single(reader, ticket) as source:
-                etags, sha = await _send(client, source, ticket, options, pool, progress, resume)
+                etags, sha = await _send(engine, source, ticket, options, pool, progress, resume)
         except (UploadError, ValueError, TypeError, OSError) as exc:
             await _check_source(reader, ticket, exc)  # a change explains a short read
             if isinstance(exc, UploadError):
@@ -144,7 +132,7 @@ async def upload_file(
     parts = None
     if ticket.is_multipart:
         parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
-    file = await client.uploads.complete(
+    file = await engine.api.complete(
         file_id=ticket.file_id,
         key=ticket.key,
         original_name=spec.name,
@@ -159,11 +147,6 @@ async def upload_file(
     )
     await _call(resume.on_complete, file)
     _verify(file, reader.size, sha, ticket)
-    if options.wait_until_clean or options.public:
-        file = await client.files.wait_until_clean(file.id, timeout=options.clean_timeout)
-    if options.public:
-        link = await client.files.public_url(file.id)
-        file.public_url = link.url
     return file
 
 
@@ -179,7 +162,7 @@ async def _positional_if_single(reader: Reader, ticket: UploadTicket) -> AsyncIt
 
 
 async def _send(
-    client: AsyncFluidCloud,
+    engine: Engine,
     reader: Reader,
     ticket: UploadTicket,
     options: UploadOptions,
@@ -194,8 +177,8 @@ async def _send(
     if done:
         await progress.add(sum(p.length for p in parts if p.number in done))
         parts = [p for p in parts if p.number not in done]
-    policy = storage_policy(client)
-    client._transport.session  # noqa: B018 - a closed client fails here (ClientClosed), once
+    policy = engine.policy
+    engine.storage.session  # noqa: B018 - a closed client fails here (ClientClosed), once
     content_type = None if ticket.is_multipart else ticket.content_type
     digest: list[str] = []
     # A small single PUT is loaded (and hashed) whole inside its slot: see ``_small``.
@@ -222,7 +205,7 @@ async def _send(
 
         label = f"part {part.number}" if ticket.is_multipart else "object"
         etag = await put_with_retries(
-            storage_for(client, part.url),
+            engine.storage.for_url(part.url),
             part.url,
             make_body,
             length=part.length,

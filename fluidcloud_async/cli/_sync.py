@@ -128,7 +128,7 @@ async def _dry_run(fc: AsyncFluidCloud, opts: dict[str, Any], tally: Tally, verb
     existing = Existing(opts["hash_cache"])
     display = make_display(0, 1, quiet=True)
     try:
-        await existing.load(fc, jobs)
+        await existing.load(fc.files._engine().api, jobs)
         for job in jobs:
             result = UploadResult(job.source, job.client_key, index=job.index, error=job.error)
             if job.skip is not None:

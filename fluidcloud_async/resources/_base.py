@@ -5,16 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .._client import AsyncFluidCloud
     from .._transport import Transport
 
 
 class Resource:
-    """A namespace of API methods bound to one client view."""
+    """A namespace of API methods bound to one transport (a client view's, or the rate
+    limited one of an ``upload_many`` batch)."""
 
-    def __init__(self, client: AsyncFluidCloud) -> None:
-        self._client = client
-
-    @property
-    def _transport(self) -> Transport:
-        return self._client._transport
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -12,16 +13,18 @@ from .._exceptions import ApiResponseError, InfectedFileError, ScanTimeoutError
 from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
 from .._transfer import _args
-from .._transfer._bulk import FileProgressCallback, UploadMany
+from .._transfer._bulk import FileProgressCallback, JobPlan, UploadMany
 from .._transfer._download import download_file
+from .._transfer._engine import Engine, StorageRoutes
 from .._transfer._existing import Existing, HashCache, check_jobs
 from .._transfer._items import expand
 from .._transfer._journal import journal_location, upload_resumable
 from .._transfer._progress import ProgressCallback
-from .._transfer._ratelimit import RateLimit
+from .._transfer._ratelimit import RateLimit, rate_limiter
 from .._transfer._scheduler import SlotPool
 from .._transfer._sources import describe
-from .._transfer._upload import storage_policy, upload_file
+from .._transfer._storage import StoragePolicy
+from .._transfer._upload import UploadOptions, upload_file
 from .._types import NOT_GIVEN, NotGiven
 from .._validate_args import (
     optional_id,
@@ -34,6 +37,8 @@ from .._validate_args import (
 )
 from .._validation import validate_response
 from ._base import Resource
+from .shares import Shares
+from .uploads import Uploads
 
 
 class Files(Resource):
@@ -130,12 +135,34 @@ class Files(Resource):
         )
         slots = _args.positive_int(max_concurrency, "max_concurrency")
         spec = describe(file, name=name, content_type=content_type, size=size)
+        engine, pool = self._engine(), SlotPool(slots)
         if resume is not None:
             journal = journal_location(resume, spec)
-            return await upload_resumable(
-                self._client, spec, options, pool=SlotPool(slots), journal_path=journal
-            )
-        return await upload_file(self._client, spec, options, pool=SlotPool(slots))
+            file = await upload_resumable(engine, spec, options, pool=pool, journal_path=journal)
+        else:
+            file = await upload_file(engine, spec, options, pool=pool)
+        return await self._finish(file, options)
+
+    def _engine(self) -> Engine:
+        """The transfer engine's view of this resource: its API calls, the storage routes,
+        the storage retry policy."""
+        options = self._transport.options
+        policy = StoragePolicy(
+            attempts=options.max_retries + 1,
+            sleep=options.sleep,
+            read_timeout=options.timeout,
+            stall_timeout=options.timeout,
+        )
+        return Engine(_EngineCalls(self), StorageRoutes(self._transport.sessions), policy)
+
+    async def _finish(self, file: File, options: UploadOptions) -> File:
+        """What follows a stored upload: wait for a clean scan, mint the public link."""
+        if (options.wait_until_clean or options.public) and not file.is_clean:
+            file = await self.wait_until_clean(file.id, timeout=options.clean_timeout)
+        if options.public:
+            link = await self.public_url(file.id)
+            file.public_url = link.url
+        return file
 
     def upload_many(
         self,
@@ -263,16 +290,44 @@ class Files(Resource):
             )
         if skip_existing and not plan.has_trees:
             check_jobs(plan.jobs())  # walked entries are checked when the batch starts
-        return UploadMany(
-            self._client,
+        return self._batch(
             plan,
+            rate_limit=rate_limit,
             max_files=_args.positive_int(max_files, "max_files"),
             max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
             fail_fast=_args.flag(fail_fast, "fail_fast"),
             progress=_args.callback(progress, "progress"),
             file_progress=_args.callback(file_progress, "file_progress"),
-            rate_limit=rate_limit,
             existing=Existing(cache) if skip_existing else None,
+        )
+
+    def _batch(
+        self,
+        plan: JobPlan,
+        *,
+        rate_limit: RateLimit | None,
+        max_files: int,
+        max_concurrency: int,
+        fail_fast: bool = False,
+        progress: ProgressCallback | None = None,
+        file_progress: FileProgressCallback | None = None,
+        existing: Existing | None = None,
+    ) -> UploadMany:
+        """An ``upload_many`` batch of checked jobs (also run by the Dask workers)."""
+        files = self
+        if rate_limit is not None:  # every API call of the batch passes the limiter
+            limiter = rate_limiter(self._transport, rate_limit)
+            files = Files(self._transport.with_hook(limiter.around))
+        return UploadMany(
+            files._engine(),
+            files._finish,
+            plan,
+            max_files=max_files,
+            max_concurrency=max_concurrency,
+            fail_fast=fail_fast,
+            progress=progress,
+            file_progress=file_progress,
+            existing=existing,
         )
 
     async def download(
@@ -322,13 +377,12 @@ class Files(Resource):
         """
         file_id = require_id(file_id, "file_id")
         return await download_file(
-            self._client,
+            self._engine(),
             file_id,
             _args.destination(dest),
             progress=_args.callback(progress, "progress"),
             max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
             verify=_args.flag(verify, "verify"),
-            policy=storage_policy(self._client),
             overwrite=_args.flag(overwrite, "overwrite"),
         )
 
@@ -524,7 +578,7 @@ class Files(Resource):
             print(link.url)
             ```
         """
-        return await self._client.shares.create(file_id, permission="view")
+        return await Shares(self._transport).create(file_id, permission="view")
 
     async def signed_url(
         self, file_id: str, *, expires_in_days: int = 7, permission: str = "view"
@@ -542,7 +596,7 @@ class Files(Resource):
         Raises:
             ConflictError: The file is not scanned clean.
         """
-        return await self._client.shares.create(
+        return await Shares(self._transport).create(
             file_id,
             permission=require_permission(permission),
             expires_in_days=require_days(expires_in_days),
@@ -595,3 +649,18 @@ class Files(Resource):
                 delay = min(delay, remaining)
             await anyio.sleep(delay)
             delay = min(delay * 2, ceiling)
+
+
+class _EngineCalls:
+    """The engine's ``ApiCalls``: ``fc.uploads`` and ``fc.files`` over one transport."""
+
+    def __init__(self, files: Files) -> None:
+        uploads = Uploads(files._transport)
+        self.initiate = uploads.initiate
+        self.complete = uploads.complete
+        self.get = files.get
+        self.download_url = files.download_url
+        self._files = files
+
+    def pages(self, space_id: str, folder_id: str | None) -> AsyncIterator[list[File]]:
+        return self._files.list(space_id, folder_id).pages()

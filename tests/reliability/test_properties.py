@@ -85,7 +85,7 @@ class FakeTransport:
         raise Reached(method, path)
 
     @property
-    def session(self) -> Any:
+    def sessions(self) -> Any:  # the transfer engine's storage: reached as well
         self.calls.append(("SESSION", ""))
         raise Reached("session")
 
@@ -93,7 +93,9 @@ class FakeTransport:
 def client() -> tuple[AsyncFluidCloud, FakeTransport]:
     fc = AsyncFluidCloud(KEY, base_url="http://127.0.0.1:9")
     fake = FakeTransport()
-    fc._transport = fake  # type: ignore[assignment]
+    fake.options = fc._transport.options  # type: ignore[attr-defined]
+    for resource in (fc.spaces, fc.folders, fc.files, fc.shares, fc.quota, fc.uploads):
+        resource._transport = fake  # type: ignore[assignment]
     return fc, fake
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,6 +38,7 @@ from fluidcloud_async import (
     UploadError,
 )
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
+from fluidcloud_async.resources import Uploads
 
 from .conftest import NoSleep, ScriptedServer
 
@@ -199,15 +201,17 @@ async def test_storage_redirect_is_not_followed(
     try:
         async with AsyncFluidCloud(LIVE_KEY, base_url=emu.base_url, _sleep=NoSleep()) as fc:
             space = await fc.spaces.create("s")
-            original = fc.uploads.initiate
+            original = Uploads.initiate
 
-            async def rewritten(**kwargs: Any) -> Any:
-                ticket = await original(**kwargs)
+            async def rewritten(self: Uploads, **kwargs: Any) -> Any:
+                ticket = await original(self, **kwargs)
                 ticket.upload_url = redirector.origin + "/bucket/key?X-Amz-Signature=abc"
                 return ticket
 
-            fc.uploads.initiate = rewritten  # type: ignore[method-assign]
-            with pytest.raises(FluidCloudError) as info:
+            with (
+                mock.patch.object(Uploads, "initiate", rewritten),
+                pytest.raises(FluidCloudError) as info,
+            ):
                 await fc.files.upload(b"payload", space.id, name="p.bin")
     finally:
         await redirector.close()

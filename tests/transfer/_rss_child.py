@@ -31,7 +31,7 @@ async def main(origin: str, path: str, concurrency: int, sendfile: bool, checksu
         options = _args.upload_options(space_id="space", checksum=checksum)
         options = type(options)(**{**options.__dict__, "use_sendfile": sendfile})
         # Warm up (imports, session, thread pool) before the baseline.
-        await upload_file(fc, describe(b"x" * 10, name="w"), options, pool=SlotPool(1))
+        await upload_file(fc.files._engine(), describe(b"x" * 10, name="w"), options, pool=SlotPool(1))
         base = rss_mib()
         peak = [base]
         stop = threading.Event()
@@ -44,7 +44,7 @@ async def main(origin: str, path: str, concurrency: int, sendfile: bool, checksu
         sampler.start()
         try:
             spec = describe(path)
-            file = await upload_file(fc, spec, options, pool=SlotPool(concurrency))
+            file = await upload_file(fc.files._engine(), spec, options, pool=SlotPool(concurrency))
         finally:
             stop.set()
             sampler.join()

@@ -11,6 +11,7 @@ import pytest
 
 from fluidcloud_async import AsyncFluidCloud, Space, UploadError, UploadExpiredError
 from fluidcloud_async.emulator import Emulator
+from fluidcloud_async.resources import Uploads
 
 from .conftest import MiB, NoSleep, download_bytes, random_bytes, sha, write
 
@@ -103,22 +104,22 @@ async def test_api_429_with_retry_after_is_honoured(
     assert 2.0 in sleeps.calls
 
 
-def _advance_after_initiate(fc: AsyncFluidCloud, emu: Emulator, seconds: float) -> None:
-    original = fc.uploads.initiate
+def _advance_after_initiate(monkeypatch: pytest.MonkeyPatch, emu: Emulator, seconds: float) -> None:
+    original = Uploads.initiate
 
-    async def initiate(**kwargs: Any) -> Any:
-        ticket = await original(**kwargs)
+    async def initiate(self: Uploads, **kwargs: Any) -> Any:
+        ticket = await original(self, **kwargs)
         emu.advance_time(seconds)
         return ticket
 
-    fc.uploads.initiate = initiate  # type: ignore[method-assign]
+    monkeypatch.setattr(Uploads, "initiate", initiate)
 
 
 @pytest.mark.parametrize("size", [1000, SIZE])
 async def test_expired_urls_raise_upload_expired(
-    fc: AsyncFluidCloud, space: Space, emu: Emulator, size: int
+    fc: AsyncFluidCloud, space: Space, emu: Emulator, size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _advance_after_initiate(fc, emu, 2 * 3600)  # the server now sees the URLs as expired
+    _advance_after_initiate(monkeypatch, emu, 2 * 3600)  # the server now sees the URLs as expired
     with pytest.raises(UploadExpiredError) as info:
         await fc.files.upload(random_bytes(size), space.id)
     assert info.value.file_id

@@ -61,7 +61,7 @@ async def test_resume_puts_only_missing_parts(
     options = UploadOptions(space_id=space.id)
     with pytest.raises(UploadError) as info:
         await upload_file(
-            fc,
+            fc.files._engine(),
             describe(data),
             options,
             pool=SlotPool(1),
@@ -76,7 +76,7 @@ async def test_resume_puts_only_missing_parts(
     assert isinstance(ticket, UploadTicket)
     seen: list[int] = []
     file = await upload_file(
-        fc,
+        fc.files._engine(),
         describe(data),
         UploadOptions(space_id=space.id, progress=lambda s, t: seen.append(s)),
         pool=SlotPool(4),
@@ -96,7 +96,7 @@ async def test_streams_cannot_resume(fc: AsyncFluidCloud, space: Space, fail_mid
 
     with pytest.raises(ValueError, match="stream"):
         await upload_file(
-            fc,
+            fc.files._engine(),
             describe(gen(), size=10),
             UploadOptions(space_id=space.id),
             pool=SlotPool(1),

@@ -185,7 +185,7 @@ async def test_cancellation_stops_threads_and_closes_sockets_promptly(
     emu.faults.storage_bandwidth = None
     # Aborted connections were closed by their threads, not pooled (an unclosed socket
     # would also fail the run: ResourceWarning is an error here).
-    storage = _threaded.storage_for(fc, emu.storage_url)
+    storage = fc.files._engine().storage.for_url(emu.storage_url)
     assert isinstance(storage, ThreadedStorage)
     assert not storage._active and not any(storage._idle.values())
 
@@ -234,7 +234,7 @@ async def test_aiohttp_knob_and_plain_http_keep_the_aiohttp_path(
     f = await fc.files.upload(write(tmp_path / "a.bin", data), space.id)
     assert f.sha256 == sha(data) and puts == []
     monkeypatch.setenv(TRANSPORT_ENV, "auto")
-    storage = _threaded.storage_for(fc, "http://127.0.0.1:1/b/k")
+    storage = fc.files._engine().storage.for_url("http://127.0.0.1:1/b/k")
     assert not isinstance(storage, ThreadedStorage)  # plain http: aiohttp + sendfile
 
 
@@ -276,7 +276,7 @@ async def test_cancelling_during_a_stuck_tls_handshake_is_prompt(
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     url = f"https://127.0.0.1:{port}/bucket/key?X-Amz-Signature=secret"
-    storage = _threaded.storage_for(fc, url)
+    storage = fc.files._engine().storage.for_url(url)
     assert isinstance(storage, ThreadedStorage)
     data = memoryview(b"x" * 1000)
     task = asyncio.ensure_future(
