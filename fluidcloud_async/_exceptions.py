@@ -33,6 +33,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PermissionError",
+    "ProtocolError",
     "QuotaExceededError",
     "RateLimitError",
     "ScanTimeoutError",
@@ -147,9 +148,30 @@ class ServerError(ApiError):
     """5xx: the server failed."""
 
 
-class ApiResponseError(ApiError):
-    """The server answered with a success status but a body the API does not document
-    (malformed JSON, missing fields, wrong types, an unexpected redirect)."""
+class ProtocolError(FluidCloudError):
+    """A server answered outside the documented protocol: a record with missing fields or
+    wrong types, a page that is not a page, an upload ticket with impossible parts, a
+    storage PUT without an ETag. Not an HTTP error, so it has no ``status``; never retried.
+
+    Attributes:
+        method: The request method, when one request is to blame.
+        url: The request URL (redacted for storage URLs).
+    """
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.url})" if self.method else ""
+        return f"{self.message}{where}"
+
+
+class ApiResponseError(ApiError, ProtocolError):
+    """An API answer that breaks the contract at the HTTP level: a body that is not JSON
+    or too large, a redirect to another origin. It keeps the answer's real ``status``."""
 
 
 class ApiConnectionError(FluidCloudError):
@@ -223,7 +245,7 @@ class DownloadError(FluidCloudError):
     """A download failed or its bytes did not match the file record."""
 
 
-class StorageProtocolError(DownloadError):
+class StorageProtocolError(DownloadError, ProtocolError):
     """The storage answered a download GET outside the protocol: more bytes than the file
     record (or the requested range) holds, a ``Content-Encoding`` although ``identity`` was
     asked for, or a different byte range than requested.
@@ -233,7 +255,7 @@ class StorageProtocolError(DownloadError):
     """
 
     def __init__(self, message: str, *, file_id: str | None = None) -> None:
-        super().__init__(message)
+        ProtocolError.__init__(self, message)
         self.file_id = file_id
 
 
@@ -269,3 +291,11 @@ class ScanTimeoutError(ConflictError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class MissingSourceError(FileNotFoundError, ValueError):
+    """The path to upload does not exist (both a FileNotFoundError and a ValueError)."""
+
+
+class SourceChanged(ValueError):
+    """Internal: the opened source is not the file it was (raised as SourceChangedError)."""

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from ._exceptions import ApiResponseError
+from ._exceptions import ProtocolError
 from ._validation import validate_response
 
 T = TypeVar("T", bound=BaseModel)
@@ -61,9 +61,8 @@ class AsyncPaginator(Generic[T]):
             if not cursor:
                 return
             if cursor in seen:
-                raise ApiResponseError(
-                    "the API returned a cursor it had already returned (pagination loop)",
-                    status=200,
+                raise ProtocolError(
+                    "the API returned a cursor it had already returned (pagination loop)"
                 )
             seen.add(cursor)
             params["cursor"] = cursor
@@ -77,6 +76,4 @@ def _split_page(payload: Any) -> tuple[list[Any], str | None]:
     if isinstance(payload, dict) and isinstance(payload.get("items"), list):
         cursor = payload.get("next_cursor")
         return payload["items"], str(cursor) if cursor else None
-    raise ApiResponseError(
-        f"expected a list or {{'items': [...]}} page, got {type(payload).__name__}", status=200
-    )
+    raise ProtocolError(f"expected a list or {{'items': [...]}} page, got {type(payload).__name__}")

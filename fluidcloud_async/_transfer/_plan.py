@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._exceptions import ApiResponseError
+from .._exceptions import ProtocolError
 from .._models import UploadTicket
 
 
@@ -30,7 +30,7 @@ def part_count(size: int, part_size: int) -> int:
 
 
 def plan(ticket: UploadTicket, size: int) -> list[Part]:
-    """The parts to PUT for ``ticket``; raises :class:`ApiResponseError` on a ticket that
+    """The parts to PUT for ``ticket``; raises :class:`ProtocolError` on a ticket that
     contradicts itself (missing URLs, wrong part count or numbering)."""
     if not ticket.is_multipart:
         if not ticket.upload_url:
@@ -54,5 +54,5 @@ def plan(ticket: UploadTicket, size: int) -> list[Part]:
     return parts
 
 
-def _bad(message: str) -> ApiResponseError:
-    return ApiResponseError(message, status=200, method="POST", url="/uploads/initiate")
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError(message, method="POST", url="/uploads/initiate")

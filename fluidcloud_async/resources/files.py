@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from .._exceptions import ApiResponseError, InfectedFileError, ScanTimeoutError
+from .._exceptions import InfectedFileError, ProtocolError, ScanTimeoutError
 from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
 from .._transfer import _args
@@ -543,7 +543,7 @@ class Files(Resource):
         path = f"/files/{require_id(file_id, 'file_id')}/download"
         data = await self._transport.request("GET", path)
         if not isinstance(data, dict) or not isinstance(data.get("url"), str):
-            raise ApiResponseError("the download answer has no 'url'", status=200)
+            raise ProtocolError("the download answer has no 'url'", method="GET", url=path)
         return str(data["url"])
 
     async def preview(self, file_id: str) -> Preview:

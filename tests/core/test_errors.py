@@ -18,6 +18,7 @@ from fluidcloud_async import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PermissionError,
+    ProtocolError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
@@ -120,7 +121,7 @@ async def test_malformed_success_bodies_raise_typed(
     client: AsyncFluidCloud, mock: aioresponses, body: str
 ) -> None:
     mock.get(f"{ROOT}/quota", status=200, body=body)
-    with pytest.raises(ApiResponseError):
+    with pytest.raises(ProtocolError):
         await client.quota.usage()
 
 
@@ -128,13 +129,13 @@ async def test_empty_200_for_object_raises_typed(
     client: AsyncFluidCloud, mock: aioresponses
 ) -> None:
     mock.get(f"{ROOT}/files/f1", status=200, body="")
-    with pytest.raises(ApiResponseError):
+    with pytest.raises(ProtocolError):
         await client.files.get("f1")
 
 
 async def test_malformed_page_raises_typed(client: AsyncFluidCloud, mock: aioresponses) -> None:
     mock.get(f"{ROOT}/spaces", payload={"data": []})
-    with pytest.raises(ApiResponseError):
+    with pytest.raises(ProtocolError):
         await client.spaces.list()
 
 
@@ -142,5 +143,20 @@ async def test_cursor_loop_is_detected(client: AsyncFluidCloud, mock: aiorespons
     page = {"items": [], "next_cursor": "same"}
     mock.get(f"{ROOT}/spaces", payload=page)
     mock.get(f"{ROOT}/spaces?cursor=same", payload=page, repeat=True)
-    with pytest.raises(ApiResponseError, match="loop"):
+    with pytest.raises(ProtocolError, match="loop"):
         await client.spaces.list()
+
+
+async def test_contract_breaks_are_status_less_protocol_errors(
+    client: AsyncFluidCloud, mock: aioresponses
+) -> None:
+    """A record of the wrong shape is a ProtocolError without an invented HTTP status; a
+    body that is not JSON at all is an ApiResponseError with the answer's real status."""
+    mock.get(f"{ROOT}/quota", status=200, payload={"bytes_used": "many"})
+    with pytest.raises(ProtocolError) as shape:
+        await client.quota.usage()
+    assert not isinstance(shape.value, ApiError) and not hasattr(shape.value, "status")
+    mock.get(f"{ROOT}/quota", status=201, body="not json")
+    with pytest.raises(ApiResponseError) as body:
+        await client.quota.usage()
+    assert isinstance(body.value, ProtocolError) and body.value.status == 201

@@ -32,7 +32,6 @@ from yarl import URL
 from fluidcloud_async import (
     ApiConnectionError,
     ApiError,
-    ApiResponseError,
     AsyncFluidCloud,
     ConfigurationError,
     ConflictError,
@@ -40,6 +39,7 @@ from fluidcloud_async import (
     Folder,
     Link,
     Preview,
+    ProtocolError,
     Quota,
     RateLimitError,
     ServerError,
@@ -646,7 +646,7 @@ URL_ = URL("http://api.test/api/v1/x")
 def _typed_or_value(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except ApiError as exc:
+    except (ApiError, ProtocolError) as exc:
         return exc
 
 
@@ -657,17 +657,17 @@ def _typed_or_value(fn: Callable[[], Any]) -> Any:
 )
 def test_any_success_body_decodes_or_is_a_typed_error(body: bytes, status: int) -> None:
     result = _typed_or_value(lambda: _decode_success(status, body, "GET", URL_, {}))
-    assert not isinstance(result, ApiError) or isinstance(result, ApiResponseError)
+    assert not isinstance(result, ApiError) or isinstance(result, ProtocolError)
 
 
 @settings(max_examples=400, deadline=None)
 @given(data=JSON, model=st.sampled_from(MODELS))
 def test_any_json_validates_or_is_a_typed_error(data: Any, model: type[Any]) -> None:
     result = _typed_or_value(lambda: validate_response(model, data))
-    assert isinstance(result, (model, ApiResponseError))
+    assert isinstance(result, (model, ProtocolError))
     try:
         pages = _split_page(data)
-    except ApiResponseError:
+    except ProtocolError:
         return
     assert isinstance(pages[0], list) and (pages[1] is None or isinstance(pages[1], str))
 
@@ -776,7 +776,7 @@ def test_self_contradicting_tickets_are_typed_errors(
         )
     )
     ticket = _ticket(size, part_size, broken)
-    with pytest.raises(ApiResponseError):
+    with pytest.raises(ProtocolError):
         plan(ticket, size)
 
 
