@@ -114,7 +114,7 @@ async def _sdk_upload(fc: Any, source: Any, args: dict[str, Any]) -> None:
     options = type(options)(**{**options.__dict__, "use_sendfile": args.get("sendfile", True)})
     spec = describe(source, name="bench.bin")
     if args["kind"] == "aiofiles":
-        from fluidcloud_async._transfer import _readers
+        from fluidcloud_async._transfer import _sources as _readers
 
         _use_aiofiles_body()
         _readers.Reader.bench_path = source  # type: ignore[attr-defined]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
+import os
+from collections.abc import AsyncIterable
+from typing import IO, TYPE_CHECKING, Final, Literal, Union
+
+if TYPE_CHECKING:
+    from aiofiles.base import AsyncBase
+    from typing_extensions import Buffer
 
 
 class NotGiven:
@@ -28,3 +34,18 @@ NOT_GIVEN: Final = NotGiven()
 the space root, while leaving it out (`NOT_GIVEN`) keeps the folder. It is falsy."""
 
 Permission = Literal["view", "download"]
+
+UploadSource = Union[
+    str,
+    "os.PathLike[str]",
+    "os.PathLike[bytes]",
+    "Buffer",
+    "IO[bytes]",
+    "AsyncBase[bytes]",
+    "AsyncIterable[bytes | bytearray | memoryview]",
+]
+"""What `files.upload` accepts: a path (`str` or path-like) of a regular file; a bytes-like
+object (`bytes`, `bytearray`, a C-contiguous `memoryview`, `array.array`, `mmap`...); a
+binary file object (`open(path, "rb")`, `io.BytesIO`, a pipe...); an aiofiles file opened
+in binary mode; or an async iterable of bytes-like chunks. Sources whose size is unknown
+(unseekable files, streams without `size=`) are spooled first."""

@@ -3,9 +3,10 @@
 Private modules, one job each:
 
 * ``_args``      argument checks (bad input fails before any request)
-* ``_sources``   what the caller passed -> size, name, content type, an opened reader
-* ``_readers``   positional reads: memoryview, descriptor (preadv/sendfile), locked seek+read
-* ``_spool``     sources of unknown size -> memory (<= 8 MiB) or a temporary file, hashed
+* ``_sources``   what the caller passed -> a source class (path, memory, file object,
+                 aiofiles file, stream) -> an opened reader: memoryview, descriptor
+                 (preadv/sendfile), locked seek+read or one sequential pass; sources of
+                 unknown size spooled to memory (<= 8 MiB) or a temporary file, hashed
 * ``_plan``      the part plan of an upload ticket
 * ``_buffers``   pooled read buffers and cancellation-safe worker-thread calls
 * ``_body``      streaming request payloads (sendfile, pooled preadv, memory slices)

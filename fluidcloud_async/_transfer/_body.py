@@ -25,7 +25,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from ._buffers import CHUNK, BufferPool, in_thread, pread_into, settle
 from ._progress import Progress
-from ._readers import Reader
+from ._sources import Reader
 
 #: Bytes per ``loop.sendfile`` call: the progress granularity of the zero-copy path.
 SENDFILE_SLICE = 8 << 20

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._buffers import call_in_thread, in_thread, pread_into, settle
 
 if TYPE_CHECKING:
-    from ._readers import Reader
+    from ._sources import Reader
 
 #: Updates smaller than this are hashed inline: the thread hop would cost more.
 INLINE_HASH = 256 * 1024

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._models import File
 from ._buffers import pread_into
 from ._checksum import HASH_CHUNK, run_stoppable
+from ._sources import MemorySource, PathSource
 from ._tree import open_entry
 
 if TYPE_CHECKING:
@@ -215,10 +216,11 @@ def check_jobs(jobs: Iterable[Job]) -> None:
                 f"skip_existing needs a client_key for every item; item {job.index} "
                 f"({_shown(job.source)}) has none (give client_key, or keys_from_paths=True)"
             )
-        if job.spec.kind not in ("path", "memory"):
+        if not isinstance(job.spec, (PathSource, MemorySource)):
             raise ValueError(
-                f"skip_existing cannot compare item {job.index} ({job.spec.kind} source) "
-                "without consuming it: pass a path or bytes"
+                f"skip_existing cannot compare item {job.index} "
+                f"({type(job.spec.origin).__name__} source) without consuming it: pass a path "
+                "or bytes"
             )
         if job.options.public:
             raise ValueError(
@@ -275,9 +277,7 @@ class Existing:
                             self._keep(space_id, folder_id, file.client_key, file)
         if self.cache is not None:
             candidates = [
-                job
-                for job in jobs
-                if self._candidate(job) and job.spec is not None and job.spec.kind == "path"
+                job for job in jobs if self._candidate(job) and isinstance(job.spec, PathSource)
             ]
             if candidates:
                 self._opened = True
@@ -345,7 +345,7 @@ class Existing:
         digest = self._known.pop(job.index, None)
         if digest is None:
             self.hashed += 1
-            if job.spec.kind == "memory":
+            if isinstance(job.spec, MemorySource):
                 digest = await run_stoppable(_hash_memory, job.spec.origin)
             else:
                 digest = await run_stoppable(

@@ -42,7 +42,7 @@ from .._exceptions import ApiError, SourceChangedError, UploadError, UploadExpir
 from .._models import File, UploadTicket
 from ._plan import part_count
 from ._scheduler import SlotPool
-from ._sources import SourceSpec
+from ._sources import PathSource, SourceSpec
 from ._storage import url_expiry
 from ._upload import Resume, UploadOptions, upload_file
 
@@ -501,7 +501,7 @@ def journal_location(value: Any, spec: SourceSpec) -> str:
         path = os.fsdecode(path)
     if not path:
         raise ValueError("the resume journal path is empty")
-    if spec.kind != "path":
+    if not isinstance(spec, PathSource):
         raise TypeError(
             "resume= needs a path source: only a file on disk has an identity (path, size, "
             "mtime) that a later process can check before reusing its stored parts"

@@ -15,7 +15,7 @@ import hashlib
 
 from ._buffers import call_in_thread, pread_into
 from ._checksum import INLINE_HASH
-from ._readers import Reader
+from ._sources import Reader
 
 #: Largest single-PUT body loaded whole into memory. Equal to the inline-hash limit: an
 #: in-memory source this small is hashed on the loop (~0.15 ms at 256 KiB, OpenSSL

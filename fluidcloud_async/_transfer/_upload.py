@@ -18,8 +18,9 @@ import anyio
 import anyio.lowlevel
 
 from .._exceptions import (
-    ApiResponseError,
     ChecksumMismatchError,
+    ProtocolError,
+    SourceChanged,
     SourceChangedError,
     UploadError,
     UploadExpiredError,
@@ -30,10 +31,9 @@ from ._checksum import digest_of
 from ._engine import Engine
 from ._plan import Part, plan
 from ._progress import Progress, ProgressCallback
-from ._sources import Reader, SourceChanged
 from ._scheduler import PartsFailed, SlotPool, run_parts
 from ._small import SMALL_BODY, load_small
-from ._sources import SourceSpec, materialize
+from ._sources import Reader, SourceSpec, materialize
 from ._storage import ExpiredUrlError, put_with_retries
 
 
@@ -214,8 +214,8 @@ async def _send(
             label=label,
         )
         if ticket.is_multipart and not etag:
-            raise ApiResponseError(
-                f"storage answered part {part.number} without an ETag", status=200, method="PUT"
+            raise ProtocolError(
+                f"storage answered part {part.number} without an ETag", method="PUT"
             )
         await _call(resume.on_part, part.number, etag or "")
         return etag or ""
