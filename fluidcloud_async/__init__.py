@@ -56,7 +56,7 @@ from ._transfer._existing import HashCache
 from ._transfer._journal import UploadJournal
 from ._transfer._ratelimit import RateLimit
 from ._transfer._tree import SkipReason
-from ._types import NOT_GIVEN
+from ._types import NOT_GIVEN, DownloadTarget, UploadItem, UploadItems, UploadSource
 from ._version import __version__
 
 __all__ = [
@@ -74,6 +74,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DownloadError",
+    "DownloadTarget",
     "File",
     "FluidCloud",
     "FluidCloudError",
@@ -106,10 +107,13 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "UploadError",
     "UploadExpiredError",
+    "UploadItem",
+    "UploadItems",
     "UploadJournal",
     "UploadMany",
     "UploadResult",
     "UploadResults",
+    "UploadSource",
     "UploadTicket",
     "__version__",
 ]

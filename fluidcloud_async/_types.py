@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable
-from typing import IO, TYPE_CHECKING, Final, Literal, Union
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, Union
 
 if TYPE_CHECKING:
     from aiofiles.base import AsyncBase
@@ -49,3 +49,15 @@ object (`bytes`, `bytearray`, a C-contiguous `memoryview`, `array.array`, `mmap`
 binary file object (`open(path, "rb")`, `io.BytesIO`, a pipe...); an aiofiles file opened
 in binary mode; or an async iterable of bytes-like chunks. Sources whose size is unknown
 (unseekable files, streams without `size=`) are spooled first."""
+
+UploadItem = Union[UploadSource, "tuple[UploadSource, Mapping[str, Any]]"]
+"""One item of `files.upload_many`: a source (a directory path is walked), or a
+`(source, {options})` pair with per-item `name`, `content_type`, `size`, `client_key`,
+`folder_id`, `public`, `checksum`, `wait_until_clean`."""
+
+UploadItems = Union[UploadItem, "Iterable[UploadItem]"]
+"""What `files.upload_many` accepts: one item or an iterable of them."""
+
+DownloadTarget = Union[str, "os.PathLike[str]", "IO[bytes]", "AsyncBase[bytes]"]
+"""Where `files.download` writes: a path (written beside, then moved into place) or a
+binary file object, sync or aiofiles, written sequentially."""

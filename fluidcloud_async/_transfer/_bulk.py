@@ -26,7 +26,7 @@ from .._models import File
 from ._existing import Existing, check_jobs
 from ._progress import Progress, ProgressCallback
 from ._scheduler import SlotPool
-from ._sources import SourceSpec
+from ._sources import Source
 from ._tree import EntrySkipped, SkipReason
 from ._upload import UploadOptions, upload_file
 
@@ -105,7 +105,7 @@ class Job:
 
     index: int
     source: Any
-    spec: SourceSpec | None
+    spec: Source | None
     options: UploadOptions
     client_key: str | None = field(default=None)
     skip: tuple[SkipReason, str | None] | None = None

@@ -42,7 +42,7 @@ from .._exceptions import ApiError, SourceChangedError, UploadError, UploadExpir
 from .._models import File, UploadTicket
 from ._plan import part_count
 from ._scheduler import SlotPool
-from ._sources import PathSource, SourceSpec
+from ._sources import PathSource, Source
 from ._storage import url_expiry
 from ._upload import Resume, UploadOptions, upload_file
 
@@ -378,7 +378,7 @@ class UploadJournal:
 
 async def upload_resumable(
     engine: Engine,
-    spec: SourceSpec,
+    spec: Source,
     options: UploadOptions,
     *,
     pool: SlotPool,
@@ -436,7 +436,7 @@ async def upload_resumable(
 
 
 def _existing(
-    spec: SourceSpec, options: UploadOptions, journal_path: str
+    spec: Source, options: UploadOptions, journal_path: str
 ) -> tuple[tuple[str, int, int], dict[str, Any], UploadJournal | None]:
     """The source's identity (taken before any byte is read, so a change during this
     upload is caught by the next resume), the pinned options, and the journal to resume
@@ -492,7 +492,7 @@ def _mention(journal: UploadJournal, exc: Exception) -> None:
         exc.message += note
 
 
-def journal_location(value: Any, spec: SourceSpec) -> str:
+def journal_location(value: Any, spec: Source) -> str:
     """The absolute journal path of ``resume=``; TypeError/ValueError before any request."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"resume must be a path (str or PathLike), not {type(value).__name__}")

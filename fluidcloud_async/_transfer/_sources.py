@@ -504,8 +504,6 @@ class Source(Protocol):
         once (spools, streams) hash on the way."""
 
 
-#: The name the engine's annotations use (``Job.spec``, ``upload_file(spec)``...).
-SourceSpec = Source
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from ._plan import Part, plan
 from ._progress import Progress, ProgressCallback
 from ._scheduler import PartsFailed, SlotPool, run_parts
 from ._small import SMALL_BODY, load_small
-from ._sources import Reader, SourceSpec, materialize
+from ._sources import Reader, Source, materialize
 from ._storage import ExpiredUrlError, put_with_retries
 
 
@@ -82,7 +82,7 @@ async def _call(hook: Callable[..., Any] | None, *args: Any) -> None:
 
 async def upload_file(
     engine: Engine,
-    spec: SourceSpec,
+    spec: Source,
     options: UploadOptions,
     *,
     pool: SlotPool,
