@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -15,14 +16,142 @@ from yarl import URL
 from ._exceptions import ConfigurationError
 from ._proxy import ProxySettings
 from ._redact import mask_key, redact_url
-from ._retry import OnRetry, Sleep
-from ._transport import API_PREFIX, SessionHolder, Transport, TransportOptions, default_sleep
+from ._retry import OnRetry
+from ._transport import API_PREFIX, SessionHolder, Transport, TransportOptions
+from ._validate_args import (
+    optional_callback,
+    require_api_key,
+    require_count,
+    require_origin,
+    require_seconds,
+)
 from .resources import Files, Folders, QuotaResource, Shares, Spaces, Uploads
 
 DEFAULT_BASE_URL = "https://api-cloud.fluidvip.com"
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_CONNECTION_LIMIT = 100
+
+
+_T = TypeVar("_T")
+
+
+def _setting(check: Callable[[Any, str], _T], value: Any, name: str) -> _T:
+    """``check(value, name)``, its TypeError or ValueError raised as ConfigurationError."""
+    try:
+        return check(value, name)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """A client's settings, resolved and checked once: a frozen object that cannot hold an
+    invalid value (``__post_init__`` checks every field, so ``dataclasses.replace`` -
+    ``with_options`` - checks what it changes)."""
+
+    api_key: str = field(repr=False)
+    origin: str
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT
+    on_retry: OnRetry | None = None
+    proxies: ProxySettings = field(default_factory=ProxySettings, repr=False)
+    ssl_context: ssl.SSLContext | None = None
+
+    def __post_init__(self) -> None:
+        fix = object.__setattr__  # normalized values on a frozen instance
+        _setting(require_api_key, self.api_key, "api_key")
+        fix(self, "origin", _setting(require_origin, self.origin, "base_url"))
+        fix(self, "timeout", _setting(require_seconds, self.timeout, "timeout"))
+        _setting(require_count, self.max_retries, "max_retries")
+        # Checked here, not at the first request: aiohttp takes a negative limit as "always
+        # full" (every request then waits for a free slot until it times out) and fails
+        # late with a bare TypeError on a non-number. 0 means no limit.
+        _setting(require_count, self.connection_limit, "connection_limit")
+        _setting(optional_callback, self.on_retry, "on_retry")
+        if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
+            raise ConfigurationError("ssl_context must be an ssl.SSLContext")
+
+    @classmethod
+    def resolve(
+        cls,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        on_retry: OnRetry | None = None,
+        allow_insecure_http: bool = False,
+        trust_env: bool = True,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        own_session: bool = True,
+    ) -> ClientSettings:
+        """The settings of a client built with these arguments (see `AsyncFluidCloud`):
+        key and URL from the environment when not given, the proxy choice, and the
+        policies on sending the key over plain http. ``own_session`` is false when the
+        caller passes its own session (whose proxy and TLS settings then apply).
+
+        Raises:
+            ConfigurationError: As `AsyncFluidCloud`.
+        """
+        key = api_key if api_key is not None else os.environ.get("FLUIDCLOUD_API_KEY")
+        if not key:
+            raise ConfigurationError(
+                "no API key: pass api_key=... or set FLUIDCLOUD_API_KEY "
+                "(create one in the dashboard under Settings → Developer → API keys)"
+            )
+        key = _setting(require_api_key, key, "api_key")
+        raw_url = base_url or os.environ.get("FLUIDCLOUD_BASE_URL") or DEFAULT_BASE_URL
+        origin = _setting(require_origin, raw_url, "base_url")
+        if key.startswith("fck_live_") and not allow_insecure_http and _is_insecure(origin):
+            raise ConfigurationError(
+                f"refusing to send a live API key over plain http to {origin}; "
+                "use https or pass allow_insecure_http=True"
+            )
+        if not own_session and (proxy is not None or ssl_context is not None):
+            raise ConfigurationError(
+                "proxy= and ssl_context= configure the session the client creates; "
+                "set them on the session you pass instead"
+            )
+        proxies = ProxySettings.resolve(
+            proxy=proxy, trust_env=bool(trust_env), allow_clear_key=allow_insecure_http
+        )
+        through = proxies.clear_key_risk(URL(origin)) if own_session else None
+        if through is not None:
+            raise ConfigurationError(
+                f"refusing to send the API key over plain http to {origin} through the proxy "
+                f"{redact_url(through.url)}, which could read it; use https, exempt the host "
+                "with NO_PROXY, pass trust_env=False, or allow_insecure_http=True"
+            )
+        return cls(
+            api_key=key,
+            origin=origin,
+            timeout=timeout,
+            max_retries=max_retries,
+            connection_limit=connection_limit,
+            on_retry=on_retry,
+            proxies=proxies,
+            ssl_context=ssl_context,
+        )
+
+    def transport_options(self) -> TransportOptions:
+        """The transport's view of these settings."""
+        return TransportOptions(
+            api_key=self.api_key,
+            origin=self.origin,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            on_retry=self.on_retry,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientSettings(origin={self.origin!r}, api_key={mask_key(self.api_key)!r}, "
+            f"timeout={self.timeout!r}, max_retries={self.max_retries!r})"
+        )
 
 
 class AsyncFluidCloud:
@@ -96,67 +225,38 @@ class AsyncFluidCloud:
         trust_env: bool = True,
         proxy: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        _sleep: Sleep = default_sleep,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("FLUIDCLOUD_API_KEY")
-        if not key:
-            raise ConfigurationError(
-                "no API key: pass api_key=... or set FLUIDCLOUD_API_KEY "
-                "(create one in the dashboard under Settings → Developer → API keys)"
-            )
-        if not isinstance(key, str) or any(c.isspace() for c in key) or not key.isprintable():
-            raise ConfigurationError("the API key contains whitespace or control characters")
-        origin = _origin(base_url or os.environ.get("FLUIDCLOUD_BASE_URL") or DEFAULT_BASE_URL)
-        if key.startswith("fck_live_") and not allow_insecure_http and _is_insecure(origin):
-            raise ConfigurationError(
-                f"refusing to send a live API key over plain http to {origin}; "
-                "use https or pass allow_insecure_http=True"
-            )
-        if session is not None and (proxy is not None or ssl_context is not None):
-            raise ConfigurationError(
-                "proxy= and ssl_context= configure the session the client creates; "
-                "set them on the session you pass instead"
-            )
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise ConfigurationError("ssl_context must be an ssl.SSLContext")
-        proxies = ProxySettings.resolve(
-            proxy=proxy, trust_env=bool(trust_env), allow_clear_key=allow_insecure_http
-        )
-        through = None if session is not None else proxies.clear_key_risk(URL(origin))
-        if through is not None:
-            raise ConfigurationError(
-                f"refusing to send the API key over plain http to {origin} through the proxy "
-                f"{redact_url(through.url)}, which could read it; use https, exempt the host "
-                "with NO_PROXY, pass trust_env=False, or allow_insecure_http=True"
-            )
-        _check_positive("timeout", timeout)
-        _check_retries(max_retries)
-        # Checked here, not at the first request: aiohttp takes a negative limit as "always
-        # full" (every request then waits for a free slot until it times out) and fails
-        # late with a bare TypeError on a non-number.
-        if (
-            isinstance(connection_limit, bool)
-            or not isinstance(connection_limit, int)
-            or connection_limit < 0
-        ):
-            raise ConfigurationError(
-                f"connection_limit must be an int >= 0 (0: no limit), got {connection_limit!r}"
-            )
-        options = TransportOptions(
-            api_key=key,
-            origin=origin,
-            timeout=float(timeout),
+        settings = ClientSettings.resolve(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
             max_retries=max_retries,
+            connection_limit=connection_limit,
             on_retry=on_retry,
-            sleep=_sleep,
+            allow_insecure_http=allow_insecure_http,
+            trust_env=trust_env,
+            proxy=proxy,
+            ssl_context=ssl_context,
+            own_session=session is None,
         )
-        self._owner = True
-        holder = SessionHolder(
-            session, connection_limit=connection_limit, proxies=proxies, ssl_context=ssl_context
+        sessions = SessionHolder(
+            session,
+            connection_limit=settings.connection_limit,
+            proxies=settings.proxies,
+            ssl_context=settings.ssl_context,
         )
-        self._init(Transport(options, holder))
+        transport = Transport(settings.transport_options(), sessions)
+        self._build(settings, transport, owner=True)
 
-    def _init(self, transport: Transport) -> None:
+    # One construction path: __init__ resolves the arguments into a checked ClientSettings
+    # and a transport over a new SessionHolder, then calls _build. with_options derives its
+    # settings from this client's (dataclasses.replace re-runs the same checks) and calls
+    # the same _build with a transport over this client's holder: a view must share the
+    # lazily created session and the per-client resources (rate limiters, the threaded
+    # storage pool), which a second __init__ would create anew. _build sets every attribute.
+    def _build(self, settings: ClientSettings, transport: Transport, *, owner: bool) -> None:
+        self._settings = settings
+        self._owner = owner  # only the owner closes the holder (a view's close does nothing)
         self._transport = transport
         self.spaces = Spaces(transport)
         self.folders = Folders(transport)
@@ -168,22 +268,22 @@ class AsyncFluidCloud:
     @property
     def base_url(self) -> str:
         """The API origin (without ``/api/v1``)."""
-        return self._transport.options.origin
+        return self._settings.origin
 
     @property
     def api_root(self) -> str:
         """The effective endpoint base, ``<origin>/api/v1``."""
-        return self._transport.options.origin + API_PREFIX
+        return self._settings.origin + API_PREFIX
 
     @property
     def timeout(self) -> float:
         """The per-request timeout of API calls, in seconds."""
-        return self._transport.options.timeout
+        return self._settings.timeout
 
     @property
     def max_retries(self) -> int:
         """How many times a retryable failure is retried."""
-        return self._transport.options.max_retries
+        return self._settings.max_retries
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -217,17 +317,18 @@ class AsyncFluidCloud:
         """
         changes: dict[str, Any] = {}
         if timeout is not None:
-            _check_positive("timeout", timeout)
-            changes["timeout"] = float(timeout)
+            changes["timeout"] = timeout
         if max_retries is not None:
-            _check_retries(max_retries)
             changes["max_retries"] = max_retries
         if on_retry is not None:
             changes["on_retry"] = on_retry
-        clone = object.__new__(AsyncFluidCloud)
-        clone._owner = False
-        clone._init(self._transport.with_options(**changes))
-        return clone
+        settings = replace(self._settings, **changes)  # checked by ClientSettings
+        transport = self._transport.with_options(
+            timeout=settings.timeout, max_retries=settings.max_retries, on_retry=settings.on_retry
+        )
+        view = object.__new__(type(self))  # not __init__: see _build
+        view._build(settings, transport, owner=False)
+        return view
 
     async def close(self) -> None:
         """Close the HTTP session if this client created it."""
@@ -248,25 +349,13 @@ class AsyncFluidCloud:
     def __repr__(self) -> str:
         return (
             f"AsyncFluidCloud(base_url={self.base_url!r}, "
-            f"api_key={mask_key(self._transport.options.api_key)!r})"
+            f"api_key={mask_key(self._settings.api_key)!r})"
         )
 
 
 FluidCloud = AsyncFluidCloud
 """The sync SDK's name for the client: an alias of `AsyncFluidCloud`, so that porting code
 changes only the import (`from fluidcloud_async import FluidCloud`)."""
-
-
-def _origin(base_url: str) -> str:
-    url = URL(base_url.strip().rstrip("/"))
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError(f"base_url must be an http(s) origin, got {base_url!r}")
-    if url.user or url.password or url.query_string or url.fragment:
-        raise ConfigurationError("base_url must not carry credentials, a query or a fragment")
-    path = url.path.rstrip("/")
-    if path.endswith(API_PREFIX):
-        path = path[: -len(API_PREFIX)]
-    return str(url.with_path(path or "/")).rstrip("/")
 
 
 def _is_insecure(origin: str) -> bool:
@@ -280,20 +369,3 @@ def _is_insecure(origin: str) -> bool:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:
         return True
-
-
-def _check_positive(name: str, value: float) -> None:
-    # NaN compares false with everything and infinity overflows aiohttp's timer
-    # (math.ceil(inf) raises OverflowError on every request): only finite values are usable.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_retries(value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"max_retries must be an int >= 0, got {value!r}")

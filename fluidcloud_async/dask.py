@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ._transfer import _args
 from ._transfer._bulk import Job
 from ._transfer._existing import Existing, HashCache, check_jobs
 from ._transfer._items import Plan, _key, _Tree
@@ -52,7 +51,14 @@ from ._transfer._ratelimit import RateLimit
 from ._transfer._sources import describe
 from ._transfer._tree import EntryReplacedError, Found, Skipped, SkipReason, walk
 from ._transfer._upload import UploadOptions
-from ._validate_args import require_text
+from ._validate_args import (
+    optional_callback,
+    optional_rate_limit,
+    require_flag,
+    require_positive_int,
+    require_text,
+    upload_options,
+)
 
 try:
     from distributed import WorkerPlugin, as_completed, get_worker
@@ -301,7 +307,7 @@ def _run_batch(index: int, options: _Options, entries: list[_Entry]) -> BatchRep
 
 
 def _jobs(options: _Options, entries: list[_Entry]) -> list[Job]:
-    base = _args.upload_options(
+    base = upload_options(
         space_id=options.space_id,
         folder_id=options.folder_id,
         checksum=options.checksum,
@@ -469,14 +475,14 @@ def upload_tree(
         ValueError: A bad value, as for ``upload_many``.
     """
     started = time.monotonic()
-    from ._client import AsyncFluidCloud  # resolves the key and URL the way workers would
+    from ._client import ClientSettings  # resolves the key and URL the way workers would
 
     top = os.fspath(root)
     if isinstance(top, bytes):
         raise TypeError("root must be a str path")
     if not os.path.isdir(top):
         raise ValueError(f"{top!r} is not a directory")
-    base = _args.upload_options(
+    base = upload_options(
         space_id=space_id,
         folder_id=folder_id,
         checksum=checksum,
@@ -485,18 +491,16 @@ def upload_tree(
     )
     if key_prefix is not None:
         require_text(key_prefix, "key_prefix")
-    if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-        raise TypeError(f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}")
-    callback = _args.callback(on_batch, "on_batch")
+    rate_limit = optional_rate_limit(rate_limit)
+    callback = optional_callback(on_batch, "on_batch")
     cache = None if hash_cache is None else os.path.abspath(os.fspath(hash_cache))
-    settings: dict[str, Any] = {"base_url": base_url}
+    settings: dict[str, Any] = {}
     if timeout is not None:
         settings["timeout"] = timeout
     if max_retries is not None:
         settings["max_retries"] = max_retries
-    # Checked as the workers' clients will be (ConfigurationError without a key); this
-    # client opens nothing (its session would be created at its first request).
-    checked = AsyncFluidCloud(api_key, **settings)._transport.options
+    # Checked as the workers' clients will be (ConfigurationError without a key).
+    checked = ClientSettings.resolve(api_key, base_url=base_url, **settings)
     connection = _Connection(
         api_key=checked.api_key,
         base_url=checked.origin,
@@ -512,16 +516,16 @@ def upload_tree(
         space_id=base.space_id,
         folder_id=base.folder_id,
         key_prefix=key_prefix,
-        follow_symlinks=_args.flag(follow_symlinks, "follow_symlinks"),
-        max_files=_args.positive_int(max_files, "max_files"),
-        max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
+        follow_symlinks=require_flag(follow_symlinks, "follow_symlinks"),
+        max_files=require_positive_int(max_files, "max_files"),
+        max_concurrency=require_positive_int(max_concurrency, "max_concurrency"),
         checksum=base.checksum,
         wait_until_clean=base.wait_until_clean,
         clean_timeout=base.clean_timeout,
         hash_cache=cache,
     )
-    per_files = _args.positive_int(batch_files, "batch_files")
-    per_bytes = _args.positive_int(batch_bytes, "batch_bytes")
+    per_files = require_positive_int(batch_files, "batch_files")
+    per_bytes = require_positive_int(batch_bytes, "batch_bytes")
 
     summary = TreeSummary()
     found: list[Found] = []

@@ -20,8 +20,7 @@ from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .._validate_args import optional_id, require_text
-from . import _args
+from .._validate_args import optional_id, optional_text, require_flag, require_text
 from ._bulk import Job
 from ._sources import describe
 from ._tree import Found, Skipped, walk
@@ -167,13 +166,12 @@ def _is_single(items: Any) -> bool:
 def _options(base: UploadOptions, overrides: dict[str, Any]) -> UploadOptions:
     changes: dict[str, Any] = {}
     if "client_key" in overrides:
-        value = overrides["client_key"]
-        changes["client_key"] = None if value is None else require_text(value, "client_key")
+        changes["client_key"] = optional_text(overrides["client_key"], "client_key")
     if "folder_id" in overrides:
         changes["folder_id"] = optional_id(overrides["folder_id"], "folder_id")
     for name in ("public", "checksum", "wait_until_clean"):
         if name in overrides:
-            changes[name] = _args.flag(overrides[name], name)
+            changes[name] = require_flag(overrides[name], name)
     return replace(base, **changes) if changes else base
 
 

@@ -56,6 +56,7 @@ import anyio
 
 from .._exceptions import RateLimitError
 from .._retry import ClientClosed
+from .._validate_args import require_fraction, require_positive_int, require_seconds
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -104,17 +105,9 @@ class RateLimit:
 
     def __post_init__(self) -> None:
         for name in _BUDGETS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"RateLimit.{name} must be an int >= 1, got {value!r}")
-        if not (isinstance(self.window, (int, float)) and math.isfinite(self.window)) or not (
-            self.window > 0
-        ):
-            raise ValueError(f"RateLimit.window must be a finite number > 0, got {self.window!r}")
-        if isinstance(self.share, bool) or not isinstance(self.share, (int, float)):
-            raise ValueError(f"RateLimit.share must be a number, got {self.share!r}")
-        if not 0 < self.share <= 1:
-            raise ValueError(f"RateLimit.share must be in (0, 1], got {self.share!r}")
+            require_positive_int(getattr(self, name), f"RateLimit.{name}")
+        require_seconds(self.window, "RateLimit.window")
+        require_fraction(self.share, "RateLimit.share")
         scheme = _scheme(self.storage)
         if scheme == "memory":
             return

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .._validate_args import require_id, require_text
 from ._context import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,9 +25,14 @@ class IdType(_StrParam):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        if not text or any(c.isspace() for c in text) or any(c in text for c in "/?#"):
-            self.fail(f"{text!r} is not a valid id", param, ctx)
-        return text
+        # Stricter than the library: no whitespace inside either (ids have none; on a
+        # command line it is a quoting mistake).
+        try:
+            if not any(c.isspace() for c in text):
+                return require_id(text, "id")
+        except ValueError:
+            pass
+        self.fail(f"{text!r} is not a valid id", param, ctx)
 
 
 class TextType(_StrParam):
@@ -35,10 +41,11 @@ class TextType(_StrParam):
     name = "TEXT"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value)
-        if not text.strip():
-            self.fail("must not be empty", param, ctx)
-        return text
+        name = param.name if param is not None and param.name else "value"
+        try:
+            return require_text(str(value), name)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 ID = IdType()

@@ -20,11 +20,11 @@ import anyio
 import click
 
 from .._client import AsyncFluidCloud
-from .._transfer import _args
 from .._transfer._bulk import UploadResult
 from .._transfer._existing import Existing, HashCache
 from .._transfer._items import expand
 from .._transfer._tree import SkipReason
+from .._validate_args import upload_options
 from ._context import get_settings, run_client
 from ._output import emit_json, error_line, human_bytes
 from ._params import ID, TEXT, json_option
@@ -117,7 +117,7 @@ async def _dry_run(fc: AsyncFluidCloud, opts: dict[str, Any], tally: Tally, verb
     try:
         plan = expand(
             opts["root"],
-            _args.upload_options(space_id=opts["space_id"], folder_id=opts["folder_id"]),
+            upload_options(space_id=opts["space_id"], folder_id=opts["folder_id"]),
             keys_from_paths=True,
             key_prefix=opts["key_prefix"],
             follow_symlinks=opts["follow_symlinks"],

@@ -12,7 +12,6 @@ import anyio
 from .._exceptions import InfectedFileError, ProtocolError, ScanTimeoutError
 from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
-from .._transfer import _args
 from .._transfer._bulk import FileProgressCallback, JobPlan, UploadMany
 from .._transfer._download import download_file
 from .._transfer._engine import Engine, StorageRoutes
@@ -25,15 +24,21 @@ from .._transfer._scheduler import SlotPool
 from .._transfer._sources import describe
 from .._transfer._storage import StoragePolicy
 from .._transfer._upload import UploadOptions, upload_file
-from .._types import NOT_GIVEN, NotGiven
+from .._types import NOT_GIVEN, DownloadTarget, NotGiven, UploadItems, UploadSource
 from .._validate_args import (
+    optional_callback,
+    optional_hash_cache,
     optional_id,
     optional_positive_int,
     require_days,
+    require_destination,
+    require_flag,
     require_id,
     require_permission,
+    require_positive_int,
     require_seconds,
     require_text,
+    upload_options,
 )
 from .._validation import validate_response
 from ._base import Resource
@@ -47,7 +52,7 @@ class Files(Resource):
 
     async def upload(
         self,
-        file: Any,
+        file: UploadSource,
         space_id: str,
         *,
         folder_id: str | None = None,
@@ -123,7 +128,7 @@ class Files(Resource):
             print(g.mime, g.size)
             ```
         """
-        options = _args.upload_options(
+        options = upload_options(
             space_id=space_id,
             folder_id=folder_id,
             client_key=client_key,
@@ -133,23 +138,22 @@ class Files(Resource):
             clean_timeout=clean_timeout,
             progress=progress,
         )
-        slots = _args.positive_int(max_concurrency, "max_concurrency")
+        slots = require_positive_int(max_concurrency, "max_concurrency")
         spec = describe(file, name=name, content_type=content_type, size=size)
         engine, pool = self._engine(), SlotPool(slots)
         if resume is not None:
             journal = journal_location(resume, spec)
-            file = await upload_resumable(engine, spec, options, pool=pool, journal_path=journal)
+            stored = await upload_resumable(engine, spec, options, pool=pool, journal_path=journal)
         else:
-            file = await upload_file(engine, spec, options, pool=pool)
-        return await self._finish(file, options)
+            stored = await upload_file(engine, spec, options, pool=pool)
+        return await self._finish(stored, options)
 
     def _engine(self) -> Engine:
         """The transfer engine's view of this resource: its API calls, the storage routes,
         the storage retry policy."""
         options = self._transport.options
         policy = StoragePolicy(
-            attempts=options.max_retries + 1,
-            sleep=options.sleep,
+            retry=options.retry,
             read_timeout=options.timeout,
             stall_timeout=options.timeout,
         )
@@ -166,7 +170,7 @@ class Files(Resource):
 
     def upload_many(
         self,
-        items: Any,
+        items: UploadItems,
         space_id: str,
         *,
         folder_id: str | None = None,
@@ -259,7 +263,7 @@ class Files(Resource):
             assert [r.status for r in again] == ["skipped"] * 3
             ```
         """
-        base = _args.upload_options(
+        base = upload_options(
             space_id=space_id,
             folder_id=folder_id,
             public=public,
@@ -271,9 +275,9 @@ class Files(Resource):
             raise TypeError(
                 f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
             )
-        keys_from_paths = _args.flag(keys_from_paths, "keys_from_paths")
-        skip_existing = _args.flag(skip_existing, "skip_existing")
-        cache = _args.hash_cache(hash_cache)
+        keys_from_paths = require_flag(keys_from_paths, "keys_from_paths")
+        skip_existing = require_flag(skip_existing, "skip_existing")
+        cache = optional_hash_cache(hash_cache)
         if cache is not None and not skip_existing:
             raise ValueError("hash_cache is used only with skip_existing=True")
         plan = expand(
@@ -281,7 +285,7 @@ class Files(Resource):
             base,
             keys_from_paths=keys_from_paths,
             key_prefix=key_prefix,
-            follow_symlinks=_args.flag(follow_symlinks, "follow_symlinks"),
+            follow_symlinks=require_flag(follow_symlinks, "follow_symlinks"),
         )
         if skip_existing and plan.has_trees and not keys_from_paths:
             raise ValueError(
@@ -293,11 +297,11 @@ class Files(Resource):
         return self._batch(
             plan,
             rate_limit=rate_limit,
-            max_files=_args.positive_int(max_files, "max_files"),
-            max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
-            fail_fast=_args.flag(fail_fast, "fail_fast"),
-            progress=_args.callback(progress, "progress"),
-            file_progress=_args.callback(file_progress, "file_progress"),
+            max_files=require_positive_int(max_files, "max_files"),
+            max_concurrency=require_positive_int(max_concurrency, "max_concurrency"),
+            fail_fast=require_flag(fail_fast, "fail_fast"),
+            progress=optional_callback(progress, "progress"),
+            file_progress=optional_callback(file_progress, "file_progress"),
             existing=Existing(cache) if skip_existing else None,
         )
 
@@ -333,7 +337,7 @@ class Files(Resource):
     async def download(
         self,
         file_id: str,
-        dest: Any,
+        dest: DownloadTarget,
         *,
         progress: ProgressCallback | None = None,
         max_concurrency: int = 4,
@@ -379,11 +383,11 @@ class Files(Resource):
         return await download_file(
             self._engine(),
             file_id,
-            _args.destination(dest),
-            progress=_args.callback(progress, "progress"),
-            max_concurrency=_args.positive_int(max_concurrency, "max_concurrency"),
-            verify=_args.flag(verify, "verify"),
-            overwrite=_args.flag(overwrite, "overwrite"),
+            require_destination(dest),
+            progress=optional_callback(progress, "progress"),
+            max_concurrency=require_positive_int(max_concurrency, "max_concurrency"),
+            verify=require_flag(verify, "verify"),
+            overwrite=require_flag(overwrite, "overwrite"),
         )
 
     def list(

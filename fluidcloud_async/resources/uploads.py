@@ -12,8 +12,8 @@ from .._models import File, UploadTicket
 from .._validate_args import (
     optional_id,
     require_content_type,
+    require_count,
     require_id,
-    require_size,
     require_text,
 )
 from .._validation import validate_response
@@ -52,7 +52,7 @@ class Uploads(Resource):
         """
         body: dict[str, Any] = {
             "original_name": require_text(original_name, "original_name"),
-            "size": require_size(size),
+            "size": require_count(size, "size"),
             "space_id": require_id(space_id, "space_id"),
         }
         if content_type is not None:
@@ -108,7 +108,7 @@ class Uploads(Resource):
             "file_id": require_id(file_id, "file_id"),
             "key": require_text(key, "key"),
             "original_name": require_text(original_name, "original_name"),
-            "size": require_size(size),
+            "size": require_count(size, "size"),
             "space_id": require_id(space_id, "space_id"),
         }
         if upload_id is not None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
+from typing import Any
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
 
 from fluidcloud_async import AsyncFluidCloud, ConfigurationError, FluidCloud, NotFoundError
+from fluidcloud_async import _validate_args as check
+from fluidcloud_async._client import ClientSettings
 from fluidcloud_async._transport import USER_AGENT
 
 from .conftest import API_KEY, ORIGIN, ROOT
@@ -102,6 +107,71 @@ async def test_with_options_shares_the_session(mock: aioresponses) -> None:
         assert not fc.session.closed
         mock.get(f"{ROOT}/quota", payload=QUOTA)
         await fast.quota.usage()
+
+
+async def test_a_view_shares_the_holder_and_its_resources() -> None:
+    fc = AsyncFluidCloud(API_KEY, base_url=ORIGIN)
+    view = fc.with_options(max_retries=0)
+    assert view._transport.sessions is fc._transport.sessions
+    assert view.files._transport is view._transport and view._transport is not fc._transport
+
+    class Limiter:
+        async def aclose(self) -> None:
+            pass
+
+    made = fc._transport.sessions.resource("k", Limiter)
+    assert view._transport.sessions.resource("k", Limiter) is made  # one per client
+    assert (view._settings.api_key, view.base_url) == (API_KEY, fc.base_url)
+    await view.close()
+    assert not fc._transport.sessions._closed
+    await fc.close()
+    assert fc._transport.sessions._closed
+
+
+def test_settings_are_resolved_once_into_a_frozen_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLUIDCLOUD_API_KEY", "fck_test_env")
+    monkeypatch.setenv("FLUIDCLOUD_BASE_URL", "http://127.0.0.1:9/api/v1/")
+    settings = ClientSettings.resolve(timeout=7)
+    assert (settings.api_key, settings.origin, settings.timeout) == (
+        "fck_test_env",
+        "http://127.0.0.1:9",
+        7.0,
+    )
+    assert "fck_test_env" not in repr(settings)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.timeout = 1.0  # type: ignore[misc]
+    with pytest.raises(ConfigurationError, match="max_retries"):
+        dataclasses.replace(settings, max_retries=-1)  # what with_options goes through
+    with pytest.raises(ConfigurationError, match="on_retry"):
+        ClientSettings.resolve(on_retry="nope")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="session you pass"):
+        ClientSettings.resolve(proxy="http://proxy.example:3128", own_session=False)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: check.require_seconds("5", "t"), TypeError),
+        (lambda: check.require_seconds(math.nan, "t"), ValueError),
+        (lambda: check.optional_seconds(math.inf, "t"), ValueError),
+        (lambda: check.require_positive_int(True, "n"), TypeError),
+        (lambda: check.require_positive_int(0, "n"), ValueError),
+        (lambda: check.require_count(-1, "n"), ValueError),
+        (lambda: check.require_days(366), ValueError),
+        (lambda: check.require_fraction(0, "share"), ValueError),
+        (lambda: check.require_flag(1, "flag"), TypeError),
+        (lambda: check.optional_callback(3, "cb"), TypeError),
+        (lambda: check.require_id("..", "id"), ValueError),
+        (lambda: check.require_origin("ftp://x"), ValueError),
+        (lambda: check.optional_rate_limit({}), TypeError),
+    ],
+)
+def test_argument_checks_raise_type_or_value_errors(call: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        call()
+    assert check.optional_seconds(None, "t") is None and check.require_seconds(2, "t") == 2.0
 
 
 async def test_headers_sent(client: AsyncFluidCloud, mock: aioresponses) -> None:

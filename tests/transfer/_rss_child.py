@@ -22,16 +22,18 @@ def rss_mib() -> float:
 
 async def main(origin: str, path: str, concurrency: int, sendfile: bool, checksum: bool) -> None:
     from fluidcloud_async import AsyncFluidCloud
-    from fluidcloud_async._transfer import _args
     from fluidcloud_async._transfer._scheduler import SlotPool
     from fluidcloud_async._transfer._sources import describe
     from fluidcloud_async._transfer._upload import upload_file
+    from fluidcloud_async._validate_args import upload_options
 
     async with AsyncFluidCloud("fck_test_rss", base_url=origin) as fc:
-        options = _args.upload_options(space_id="space", checksum=checksum)
+        options = upload_options(space_id="space", checksum=checksum)
         options = type(options)(**{**options.__dict__, "use_sendfile": sendfile})
         # Warm up (imports, session, thread pool) before the baseline.
-        await upload_file(fc.files._engine(), describe(b"x" * 10, name="w"), options, pool=SlotPool(1))
+        await upload_file(
+            fc.files._engine(), describe(b"x" * 10, name="w"), options, pool=SlotPool(1)
+        )
         base = rss_mib()
         peak = [base]
         stop = threading.Event()
