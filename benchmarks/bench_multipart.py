@@ -104,20 +104,21 @@ def _use_aiofiles_body() -> None:
 
 
 async def _sdk_upload(fc: Any, source: Any, args: dict[str, Any]) -> None:
-    from fluidcloud_async._transfer import _args
     from fluidcloud_async._transfer._scheduler import SlotPool
     from fluidcloud_async._transfer._sources import describe
     from fluidcloud_async._transfer._upload import upload_file
 
     # files.upload plus the internal sendfile toggle, to measure the fallback read path.
-    options = _args.upload_options(space_id="bench-space", checksum=args["checksum"])
+    from fluidcloud_async._validate_args import upload_options
+
+    options = upload_options(space_id="bench-space", checksum=args["checksum"])
     options = type(options)(**{**options.__dict__, "use_sendfile": args.get("sendfile", True)})
     spec = describe(source, name="bench.bin")
     if args["kind"] == "aiofiles":
-        from fluidcloud_async._transfer import _sources as _readers
+        from fluidcloud_async._transfer import _sources
 
         _use_aiofiles_body()
-        _readers.Reader.bench_path = source  # type: ignore[attr-defined]
+        _sources.Reader.bench_path = source  # type: ignore[attr-defined]
     file = await upload_file(fc.files._engine(), spec, options, pool=SlotPool(args["concurrency"]))
     assert file.size == args["size"]
 

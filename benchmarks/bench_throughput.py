@@ -102,14 +102,14 @@ def _without_sendfile() -> None:
     preadv body path that TLS connections use, via the engine's internal ``use_sendfile``."""
     import dataclasses
 
-    from fluidcloud_async._transfer import _args
+    from fluidcloud_async.resources import files
 
-    original = _args.upload_options
+    original = files.upload_options
 
     def patched(**kwargs: Any) -> Any:
         return dataclasses.replace(original(**kwargs), use_sendfile=False)
 
-    _args.upload_options = patched
+    files.upload_options = patched  # type: ignore[assignment]
 
 
 async def sdk_upload_no_sendfile(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
