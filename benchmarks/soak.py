@@ -124,10 +124,16 @@ def peak_rss_mib() -> float:
 
 
 class RetryCounter:
-    """Counts retries through the client's sleep hook (API and storage alike)."""
+    """Counts retries (API and storage alike) by standing in for the retry module's sleep."""
 
     def __init__(self) -> None:
         self.count = 0
+
+    def install(self) -> RetryCounter:
+        from fluidcloud_async import _retry
+
+        _retry.sleep = self  # this process only runs the soak: no need to restore it
+        return self
 
     async def __call__(self, seconds: float) -> None:
         self.count += 1
@@ -159,12 +165,12 @@ async def big_file(
 
     path = workdir / "big.sparse"
     make_sparse(path, size)
-    retries = RetryCounter()
+    retries = RetryCounter().install()
     before = emu.stats()
     started = time.monotonic()
     error: str | None = None
     async with AsyncFluidCloud(
-        emu.info["api_key"], base_url=emu.info["base_url"], max_retries=5, _sleep=retries
+        emu.info["api_key"], base_url=emu.info["base_url"], max_retries=5
     ) as fc:
         space = await fc.spaces.create("soak-big")
         try:
@@ -208,13 +214,13 @@ async def bulk(
         path.write_bytes(rng.randbytes(size))
         paths.append(path)
         total += size
-    retries = RetryCounter()
+    retries = RetryCounter().install()
     failures: Counter[str] = Counter()
     before = emu.stats()
     started = time.monotonic()
     done = 0
     async with AsyncFluidCloud(
-        emu.info["api_key"], base_url=emu.info["base_url"], max_retries=5, _sleep=retries
+        emu.info["api_key"], base_url=emu.info["base_url"], max_retries=5
     ) as fc:
         space = await fc.spaces.create("soak-bulk")
         how = "files.upload_many" if hasattr(fc.files, "upload_many") else "files.upload x N"

@@ -299,3 +299,15 @@ class MissingSourceError(FileNotFoundError, ValueError):
 
 class SourceChanged(ValueError):
     """Internal: the opened source is not the file it was (raised as SourceChangedError)."""
+
+
+class ConnectFailed(ApiConnectionError):
+    """Internal: the connection could not be opened; the request never left the client."""
+
+
+class ClientClosed(ApiConnectionError):
+    """Internal: the client was closed; nothing was sent, and retrying cannot help."""
+
+
+class ExpiredUrlError(PermissionError):
+    """The presigned URL has expired (S3: 403 AccessDenied "Request has expired")."""

@@ -1,30 +1,70 @@
-"""When and how long to wait before retrying a request (built on tenacity).
+"""The one retry policy: what is retried where, how long to wait, and the loop that does it.
 
-The rule, also tabled in the README:
+API calls, storage part PUTs and ranged storage GETs all retry through :func:`call`, under
+the table :data:`RETRIED` (failure -> the request kinds that send again):
 
-* 429 is retried for every request (the server did not act on it), after ``Retry-After``
-  (delta-seconds, HTTP-date or ``retry-after-ms``), never earlier. A wait above
-  :data:`MAX_RETRY_AFTER` is not slept: :class:`RateLimitError` is raised at once.
-* 408, 500, 502, 503, 504, dropped connections and timeouts are retried only for requests
-  that are safe to repeat (GET, PUT, PATCH, DELETE and calls marked idempotent).
-* A connection that could not be opened at all is retried for every request: nothing was sent.
-* Everything else (and 409 in particular) is never retried.
+=======================================  =========  ==========  ===========  ===========
+failure                                  API, safe  API, once   storage PUT  storage GET
+=======================================  =========  ==========  ===========  ===========
+429 (hint within ``MAX_RETRY_AFTER``)    yes        yes         yes          yes
+any hint above ``MAX_RETRY_AFTER``       no         no          no           no
+408, 500, 502, 503, 504                  yes        no          yes          yes
+S3 ``SlowDown``, ``RequestTimeout``...   no         no          yes          yes
+connect never happened                   yes        yes         yes          yes
+connection dropped, timeout              yes        no          yes          yes
+client closed                            no         no          no           no
+presigned URL expired                    no         no          no           no (refreshed)
+anything else (4xx, source failure...)   no         no          no           no
+=======================================  =========  ==========  ===========  ===========
+
+"API, safe" is GET, PUT, PATCH, DELETE and calls marked idempotent; "API, once" a call that
+may create something. The wait is the server's hint (``Retry-After``: delta-seconds or an
+HTTP-date, or ``retry-after-ms``), never less, else :func:`backoff` with jitter. A GET whose
+URL expired asks for a fresh one and goes on (``_download``), outside this loop.
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
+import enum
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
+import anyio
 import tenacity
 
-from ._exceptions import ApiConnectionError, ApiError, RateLimitError
+from ._exceptions import (
+    ApiConnectionError,
+    ApiError,
+    ClientClosed,
+    ConnectFailed,
+    ExpiredUrlError,
+    RateLimitError,
+)
+
+__all__ = [  # ConnectFailed and ClientClosed: re-exported for their old importers
+    "MAX_RETRY_AFTER",
+    "RETRIED",
+    "ClientClosed",
+    "ConnectFailed",
+    "Failure",
+    "Kind",
+    "RetryEvent",
+    "RetryPolicy",
+    "backoff",
+    "call",
+    "classify",
+    "is_retryable",
+    "parse_retry_after",
+    "retry_wait",
+    "sleep",
+]
 
 logger = logging.getLogger("fluidcloud_async")
 
@@ -35,12 +75,80 @@ seconds; a longer one raises [`RateLimitError`][fluidcloud_async.RateLimitError]
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 8.0
 
+#: Statuses after which the request had no lasting effect (429 is its own row).
+STATUSES = frozenset({408, 500, 502, 503, 504})
+#: S3 error codes worth another attempt whatever their status (S3 answers 400 for some).
+S3_CODES = frozenset(
+    {"RequestTimeout", "IncompleteBody", "SlowDown", "InternalError", "ServiceUnavailable"}
+)
+
 _jitter = random.Random()
 
-RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
-
-Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+T = TypeVar("T")
+
+
+class Kind(enum.Enum):
+    """A kind of request, as the retry table tells them apart."""
+
+    API = "API call safe to repeat"
+    API_ONCE = "API call that may create something"
+    PUT = "storage part PUT"
+    GET = "storage ranged GET"
+
+
+class Failure(enum.Enum):
+    """A kind of failed attempt (:func:`classify`), a row of the retry table."""
+
+    RATE_LIMITED = "429, no hint or one within MAX_RETRY_AFTER"
+    WAIT_TOO_LONG = "a Retry-After above MAX_RETRY_AFTER"
+    STATUS = "408, 500, 502, 503, 504"
+    S3_CODE = "S3 RequestTimeout, IncompleteBody, SlowDown, InternalError, ServiceUnavailable"
+    NOT_CONNECTED = "the connection was never opened: nothing was sent"
+    DROPPED = "the connection dropped or timed out"
+    CLOSED = "the client was closed"
+    EXPIRED = "the presigned URL expired"
+    OTHER = "anything else: another status, a failed upload source, a protocol breach"
+
+
+_ANY = frozenset(Kind)
+_SAFE = frozenset({Kind.API, Kind.PUT, Kind.GET})
+_STORAGE = frozenset({Kind.PUT, Kind.GET})
+_NONE: frozenset[Kind] = frozenset()
+
+RETRIED: Mapping[Failure, frozenset[Kind]] = MappingProxyType(
+    {
+        Failure.RATE_LIMITED: _ANY,  # the server did not act on it
+        Failure.WAIT_TOO_LONG: _NONE,
+        Failure.STATUS: _SAFE,  # it may have acted: only what is safe to repeat
+        Failure.S3_CODE: _STORAGE,
+        Failure.NOT_CONNECTED: _ANY,
+        Failure.DROPPED: _SAFE,
+        Failure.CLOSED: _NONE,  # nothing can succeed any more
+        Failure.EXPIRED: _NONE,  # a PUT cannot be re-signed; a GET refreshes its URL
+        Failure.OTHER: _NONE,
+    }
+)
+"""What is retried where: each failure and the request kinds that send again after it."""
+
+
+OnRetry = Callable[["RetryEvent"], Any]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a client view retries, and who hears of it: one object for its API calls,
+    part PUTs and ranged GETs."""
+
+    max_retries: int = 3
+    """Retries after the first attempt (0: fail fast)."""
+    on_retry: OnRetry | None = None
+    """Called (sync or async) with a :class:`RetryEvent` before each retry sleep."""
+
+    @property
+    def attempts(self) -> int:
+        """Attempts in all, the first included."""
+        return self.max_retries + 1
 
 
 @dataclass(frozen=True)
@@ -52,22 +160,16 @@ class RetryEvent:
     method: str
     """The request method."""
     url: str
-    """The request URL."""
+    """The request URL (a storage URL without its query: the signature stays private)."""
     reason: str
     """Why it failed: `"HTTP 429"`, `"HTTP 503"`..., or the exception's class name."""
     sleep: float
     """Seconds the client sleeps before the next attempt."""
 
 
-OnRetry = Callable[[RetryEvent], Any]
-
-
-class ConnectFailed(ApiConnectionError):
-    """The connection could not be opened: the request never left the client."""
-
-
-class ClientClosed(ApiConnectionError):
-    """The client was closed: nothing was sent, and retrying cannot help."""
+async def sleep(seconds: float) -> None:
+    """The one sleep between attempts (tests replace this attribute: ``no_sleep``)."""
+    await anyio.sleep(seconds)
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: Clock = time.time) -> float | None:
@@ -106,52 +208,104 @@ def backoff(attempt: int, *, rng: random.Random | None = None) -> float:
     return ceiling / 2 + (rng or _jitter).uniform(0, ceiling / 2)
 
 
-def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
-    """Whether a failed attempt may be sent again under the rule above."""
+def _hint(exc: BaseException | None) -> float | None:
+    """The server's requested wait for a failed answer, if it gave one."""
     if isinstance(exc, RateLimitError):
-        return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
-    if isinstance(exc, ClientClosed):
-        return False
-    if isinstance(exc, ConnectFailed):
-        return True
-    if isinstance(exc, ApiConnectionError):
-        return idempotent
+        return exc.retry_after
     if isinstance(exc, ApiError):
-        return idempotent and exc.status in RETRYABLE_STATUSES
-    return False
+        return parse_retry_after(exc.headers)
+    return None
+
+
+def classify(exc: BaseException) -> Failure:
+    """The row of the retry table a failed attempt falls in."""
+    if isinstance(exc, ExpiredUrlError):
+        return Failure.EXPIRED
+    if isinstance(exc, ApiError):
+        hint = _hint(exc)
+        if hint is not None and hint > MAX_RETRY_AFTER:
+            return Failure.WAIT_TOO_LONG
+        if exc.status == 429:
+            return Failure.RATE_LIMITED
+        if exc.status in STATUSES:
+            return Failure.STATUS
+        return Failure.S3_CODE if exc.code in S3_CODES else Failure.OTHER
+    if isinstance(exc, ClientClosed):
+        return Failure.CLOSED
+    if isinstance(exc, ConnectFailed):
+        return Failure.NOT_CONNECTED
+    if isinstance(exc, ApiConnectionError):
+        return Failure.DROPPED
+    return Failure.OTHER
+
+
+def is_retryable(exc: BaseException, kind: Kind) -> bool:
+    """Whether a ``kind`` request that failed with ``exc`` may be sent again."""
+    return kind in RETRIED[classify(exc)]
 
 
 def retry_wait(exc: BaseException | None, attempt: int) -> float:
     """Seconds to wait before retry ``attempt``: the server's hint if any, else backoff."""
-    hinted: float | None = getattr(exc, "retry_after", None)
-    if hinted is None and isinstance(exc, ApiError):
-        hinted = parse_retry_after(exc.headers)
-    if hinted is not None:
-        return float(hinted)
-    return backoff(attempt)
+    hinted = _hint(exc)
+    return float(hinted) if hinted is not None else backoff(attempt)
 
 
 def reason_of(exc: BaseException | None) -> str:
     """A short log-friendly description of why an attempt failed."""
     if isinstance(exc, ApiError):
-        return f"HTTP {exc.status}"
+        # The S3 code when it, not the status, made the attempt worth repeating.
+        code = f" {exc.code}" if exc.code in S3_CODES and exc.status not in STATUSES else ""
+        return f"HTTP {exc.status}{code}"
     return type(exc).__name__ if exc is not None else "unknown"
 
 
-def retrying(
+async def call(
+    attempt: Callable[[int], Awaitable[T]],
     *,
-    max_retries: int,
-    idempotent: bool,
+    kind: Kind,
+    policy: RetryPolicy,
     method: str,
     url: str,
-    sleep: Sleep,
-    on_retry: OnRetry | None,
+    note: str = "",
+) -> T:
+    """``await attempt(n)`` for n = 1, 2... until one succeeds, a failure is not retried
+    for ``kind`` (:data:`RETRIED`) or ``policy`` runs out; the last failure is raised as is.
+
+    Before each sleep the retry is logged at INFO and passed to ``policy.on_retry``.
+    ``url`` (already redacted for storage) and ``note`` (``"part 3"``) are for those only.
+    """
+    # The first attempt runs outside tenacity: building a controller per call was most of
+    # the SDK's CPU overhead over bare aiohttp (benchmarks, group 4), and nearly all calls
+    # succeed first time. A retryable failure hands over to tenacity, which then sees that
+    # failure as its own attempt 1 (same waits, hooks and attempt budget).
+    try:
+        return await attempt(1)
+    except Exception as exc:
+        if policy.max_retries == 0 or not is_retryable(exc, kind):
+            raise
+        first: Exception | None = exc
+    number = 1
+
+    async def again() -> T:
+        nonlocal first, number
+        if first is not None:
+            failure, first = first, None
+            raise failure
+        number += 1
+        return await attempt(number)
+
+    return await _controller(kind, policy, method, url, note)(again)
+
+
+def _controller(
+    kind: Kind, policy: RetryPolicy, method: str, url: str, note: str
 ) -> tenacity.AsyncRetrying:
-    """A tenacity controller applying the rule to one logical request."""
+    where = f"storage {method}" if kind in _STORAGE else method
+    shown = f"{url} ({note})" if note else url
 
     def should_retry(state: tenacity.RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
-        return exc is not None and is_retryable(exc, idempotent=idempotent)
+        return exc is not None and is_retryable(exc, kind)
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -163,22 +317,22 @@ def retrying(
         event = RetryEvent(state.attempt_number, method, url, reason_of(exc), delay)
         logger.info(
             "retrying %s %s after %s (attempt %d, sleeping %.2fs)",
-            method,
-            url,
+            where,
+            shown,
             event.reason,
             event.attempt,
             delay,
         )
-        if on_retry is not None:
-            result = on_retry(event)
+        if policy.on_retry is not None:
+            result = policy.on_retry(event)
             if isinstance(result, Awaitable):
                 await result
 
     return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(max_retries + 1),
+        stop=tenacity.stop_after_attempt(policy.attempts),
         wait=wait,
         retry=should_retry,
-        sleep=sleep,
+        sleep=lambda seconds: sleep(seconds),  # looked up per sleep: tests replace it
         before_sleep=before_sleep,
         reraise=True,
     )

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
-import anyio
 from yarl import URL
 
 from ._exceptions import (
@@ -27,7 +26,9 @@ from ._exceptions import (
     ApiTimeoutError,
     AuthError,
     BadRequestError,
+    ClientClosed,
     ConflictError,
+    ConnectFailed,
     NotFoundError,
     PayloadTooLargeError,
     PermissionError,
@@ -39,15 +40,7 @@ from ._exceptions import (
 )
 from ._proxy import ProxySettings
 from ._redact import mask_key, redact_text, redact_url
-from ._retry import (
-    ClientClosed,
-    ConnectFailed,
-    OnRetry,
-    Sleep,
-    is_retryable,
-    parse_retry_after,
-    retrying,
-)
+from ._retry import Kind, OnRetry, RetryPolicy, call, parse_retry_after
 from ._version import __version__
 
 logger = logging.getLogger("fluidcloud_async")
@@ -185,7 +178,12 @@ class TransportOptions:
     timeout: float
     max_retries: int
     on_retry: OnRetry | None
-    sleep: Sleep
+    retry: RetryPolicy = field(init=False, repr=False, compare=False)
+    """The retry policy of these settings, for API calls and the storage alike."""
+
+    def __post_init__(self) -> None:
+        # Derived, so ``replace(options, max_retries=...)`` rebuilds it.
+        object.__setattr__(self, "retry", RetryPolicy(self.max_retries, self.on_retry))
 
     def __repr__(self) -> str:
         return (
@@ -237,35 +235,13 @@ class Transport:
         if query:
             url = url.with_query(query)
         safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        # The first attempt runs outside tenacity: building a controller per call was most
-        # of the SDK's CPU overhead over bare aiohttp (benchmarks, group 4), and nearly all
-        # calls succeed first time. A retryable failure hands over to tenacity, which then
-        # sees that failure as its own attempt 1 (same waits, hooks and attempt budget).
-        try:
-            return await self._attempt(method, url, json, 1)
-        except Exception as exc:
-            if self.options.max_retries == 0 or not is_retryable(exc, idempotent=safe):
-                raise
-            first: Exception | None = exc
-        controller = retrying(
-            max_retries=self.options.max_retries,
-            idempotent=safe,
+        return await call(
+            lambda attempt: self._attempt(method, url, json, attempt),
+            kind=Kind.API if safe else Kind.API_ONCE,
+            policy=self.options.retry,
             method=method,
             url=str(url.with_query(None)),
-            sleep=self.options.sleep,
-            on_retry=self.options.on_retry,
         )
-        attempt = 1
-
-        async def once() -> Any:
-            nonlocal attempt, first
-            if first is not None:
-                failure, first = first, None
-                raise failure
-            attempt += 1
-            return await self._attempt(method, url, json, attempt)
-
-        return await controller(once)
 
     async def _attempt(self, method: str, url: URL, json: Any, attempt: int) -> Any:
         if self.hook is None:
@@ -516,8 +492,3 @@ def _validation_item(item: Any) -> str:
         loc = ".".join(str(part) for part in parts if part != "body")
         return f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item))
     return str(item)
-
-
-async def default_sleep(seconds: float) -> None:
-    """The production sleep (tests inject a recorder instead)."""
-    await anyio.sleep(seconds)

@@ -31,19 +31,25 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from .._exceptions import ApiConnectionError, ApiError, DownloadError, StorageProtocolError
+from .._exceptions import (
+    ApiConnectionError,
+    ApiError,
+    ClientClosed,
+    DownloadError,
+    ExpiredUrlError,
+    StorageProtocolError,
+)
 from .._models import File
-from .._retry import retry_wait
+from .._redact import redact_url
+from .._retry import Kind, call
 from ._buffers import CHUNK, call_in_thread
 from ._checksum import digest_of
 from ._progress import Progress, ProgressCallback
 from ._sources import fd_reader
 from ._storage import (
     MAX_ERROR_BODY,
-    ExpiredUrlError,
     StoragePolicy,
     connection_error,
-    is_transient,
     raise_if_closed,
     storage_error,
 )
@@ -106,16 +112,17 @@ async def _get_range(
     ranged: bool,
     file_id: str,
 ) -> int:
-    """GET bytes ``[start, end)`` (``end`` None: to the end), resuming after drops.
+    """GET bytes ``[start, end)`` (``end`` None: to the end), resuming after drops under the
+    client's retry policy; an expired URL is refreshed (not a retry).
 
     Never writes past ``end``: more bytes raise :class:`StorageProtocolError` (not retried).
     Returns the number of bytes written."""
     pos = start
-    failures = 0
-    while True:
-        current = url.value
+
+    async def attempt(number: int) -> int:
+        nonlocal pos
         headers = {"Accept-Encoding": "identity"}
-        if ranged or pos > start:
+        if ranged or pos > start:  # a retry resumes from the last byte written
             headers["Range"] = f"bytes={pos}-" + ("" if end is None else str(end - 1))
         try:
             # auto_decompress=False: the bytes counted and written are the bytes received,
@@ -155,24 +162,29 @@ async def _get_range(
                     await write(batch, pos)
                     pos += batched
                     await progress.add(batched)
-            if end is not None and pos != end:
-                raise ApiConnectionError(f"the body ended at byte {pos} of {end}", method="GET")
-            return pos - start
-        except ExpiredUrlError:
-            await url.refresh(current)
-            continue
+        except ApiError:  # first: PermissionError (403) is an OSError too
+            raise
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            failure: BaseException = connection_error(exc, "GET", current)
+            raise connection_error(exc, "GET", current) from None
         except RuntimeError:
             raise_if_closed(session, "GET", current)
             raise
-        except (ApiError, ApiConnectionError) as exc:
-            failure = exc
-        failures += 1
-        if not is_transient(failure) or failures >= policy.attempts:
+        if end is not None and pos != end:
+            raise ApiConnectionError(f"the body ended at byte {pos} of {end}", method="GET")
+        return pos - start
+
+    while True:
+        current = url.value
+        try:
+            return await call(
+                attempt, kind=Kind.GET, policy=policy.retry, method="GET", url=redact_url(current)
+            )
+        except ExpiredUrlError:
+            await url.refresh(current)  # then start over with the fresh URL
+        except ClientClosed:
+            raise
+        except (ApiError, ApiConnectionError) as failure:
             raise DownloadError(f"downloading bytes {pos}.. failed: {failure}") from failure
-        sleep = policy.sleep or anyio.sleep
-        await sleep(retry_wait(failure, failures))
 
 
 def _span(start: int, end: int) -> str:

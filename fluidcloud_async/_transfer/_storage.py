@@ -1,4 +1,4 @@
-"""One presigned storage request, its S3 error parsing, and the per-part retry loop.
+"""One presigned storage request, its S3 error parsing, and the per-part retries.
 
 Storage URLs are credentials: they go out exactly as issued (``encoded=True``, so aiohttp
 does not re-quote the signature), never carry the API key (the shared session has no
@@ -7,11 +7,10 @@ default auth), and appear in logs and errors only through :func:`redact_url`.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -24,29 +23,17 @@ from .._exceptions import (
     ApiError,
     ApiTimeoutError,
     BadRequestError,
+    ClientClosed,
+    ConnectFailed,
     NotFoundError,
     PermissionError,
     RateLimitError,
     ServerError,
 )
+from .._exceptions import ExpiredUrlError as ExpiredUrlError  # _upload imports it from here
 from .._redact import redact_text, redact_url
-from .._retry import (
-    MAX_RETRY_AFTER,
-    ClientClosed,
-    ConnectFailed,
-    Sleep,
-    parse_retry_after,
-    retry_wait,
-)
+from .._retry import Kind, RetryPolicy, call, parse_retry_after
 
-logger = logging.getLogger("fluidcloud_async")
-
-#: HTTP statuses worth another attempt (the request had no lasting effect).
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-#: S3 error codes worth another attempt whatever their status (S3 answers 400 for some).
-RETRYABLE_CODES = frozenset(
-    {"RequestTimeout", "IncompleteBody", "SlowDown", "InternalError", "ServiceUnavailable"}
-)
 #: Largest storage error body read (S3 XML errors are a few hundred bytes).
 MAX_ERROR_BODY = 64 * 1024
 #: Local clock allowance before a URL is declared expired without asking the server.
@@ -55,16 +42,12 @@ EXPIRY_GRACE = 300.0
 _XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
 
 
-class ExpiredUrlError(PermissionError):
-    """The presigned URL has expired (S3: 403 AccessDenied "Request has expired")."""
-
-
 @dataclass(frozen=True)
 class StoragePolicy:
     """Retry and timeout settings of storage requests."""
 
-    attempts: int = 4
-    sleep: Sleep | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """The client's retry policy (the same object its API calls use)."""
     connect_timeout: float = 30.0
     read_timeout: float = 300.0
     """Longest wait for the answer after a body, or for the next bytes of a GET."""
@@ -204,19 +187,6 @@ def _looks_expired(code: str | None, message: str | None, url: str) -> bool:
     return code == "AccessDenied" and expires is not None and time.time() > expires
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failed storage request may be sent again."""
-    if isinstance(exc, (ExpiredUrlError, ClientClosed)):
-        return False
-    if isinstance(exc, RateLimitError):
-        return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
-    if isinstance(exc, ApiConnectionError):
-        return True
-    if isinstance(exc, ApiError):
-        return exc.status in RETRYABLE_STATUSES or exc.code in RETRYABLE_CODES
-    return False
-
-
 def scrub(text: str) -> str:
     """``text`` with the query string (aiohttp puts the full request URL, signature
     included, into some of its messages) and userinfo of every URL in it redacted."""
@@ -312,52 +282,31 @@ async def put_with_retries(
     policy: StoragePolicy,
     label: str,
 ) -> str | None:
-    """PUT with bounded retries (backoff with jitter, Retry-After honoured); each attempt
-    gets a fresh body that re-reads the source, and rolls its progress back on failure.
+    """PUT under the client's retry policy (``_retry``); each attempt gets a fresh body that
+    re-reads the source and rolls its progress back on failure. A failed source is raised,
+    never retried.
 
     ``transport`` sends each attempt (a bare session means :class:`AiohttpStorage`)."""
     # aiohttp.client's name: tests wrap the package attribute in a tracing factory.
-    if isinstance(transport, aiohttp.client.ClientSession):
-        transport = AiohttpStorage(transport)
-    attempt = 0
-    while True:
-        attempt += 1
+    sender = (
+        AiohttpStorage(transport)
+        if isinstance(transport, aiohttp.client.ClientSession)
+        else transport
+    )
+
+    async def attempt(number: int) -> str | None:
         check_not_expired(url)
         body = make_body()
         try:
-            return await transport.put(
+            return await sender.put(
                 url, body, length=length, content_type=content_type, policy=policy
             )
-        except ApiError as exc:
-            failure: BaseException = exc
-        except ApiConnectionError as exc:
-            failure = exc
-        await body.rollback()
-        if body.error is not None:  # the source itself failed: re-sending cannot help
-            raise body.error from failure
-        if not is_transient(failure) or attempt >= policy.attempts:
-            raise failure
-        delay = retry_wait(failure, attempt)
-        logger.info(
-            "retrying storage PUT %s after %s (attempt %d, sleeping %.2fs)",
-            label,
-            _reason(failure),
-            attempt,
-            delay,
-        )
-        await _sleep(policy, delay)
+        except (ApiError, ApiConnectionError) as failure:
+            await body.rollback()
+            if body.error is not None:  # the source itself failed: re-sending cannot help
+                raise body.error from failure
+            raise
 
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ApiError):
-        return f"HTTP {exc.status}" + (f" {exc.code}" if exc.code else "")
-    return type(exc).__name__
-
-
-async def _sleep(policy: StoragePolicy, delay: float) -> None:
-    if policy.sleep is not None:
-        await policy.sleep(delay)
-    else:
-        import anyio
-
-        await anyio.sleep(delay)
+    return await call(
+        attempt, kind=Kind.PUT, policy=policy.retry, method="PUT", url=redact_url(url), note=label
+    )

@@ -41,9 +41,14 @@ import anyio.to_thread
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from .._exceptions import ApiConnectionError, ApiError, ApiTimeoutError
+from .._exceptions import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeoutError,
+    ClientClosed,
+    ConnectFailed,
+)
 from .._redact import redact_url
-from .._retry import ClientClosed, ConnectFailed
 from ._body import FileBody, MemoryBody
 from ._buffers import BufferPool, pread_into, settle
 from ._storage import (

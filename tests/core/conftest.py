@@ -9,6 +9,7 @@ from yarl import URL
 
 from fluidcloud_async import AsyncFluidCloud
 from tests import _aioresponses_compat
+from tests.conftest import RetrySleeps as SleepRecorder
 
 _aioresponses_compat.install()
 
@@ -17,19 +18,10 @@ ORIGIN = "http://api.test"
 ROOT = ORIGIN + "/api/v1"
 
 
-class SleepRecorder:
-    """Stands in for anyio.sleep so retry waits are asserted, not waited."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
-def sleeps() -> SleepRecorder:
-    return SleepRecorder()
+def sleeps(no_sleep: SleepRecorder) -> SleepRecorder:
+    """The retry waits of the test's clients, recorded instead of slept."""
+    return no_sleep
 
 
 @pytest.fixture
@@ -40,7 +32,7 @@ def mock() -> Iterator[aioresponses]:
 
 @pytest.fixture
 async def client(sleeps: SleepRecorder) -> AsyncIterator[AsyncFluidCloud]:
-    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN, _sleep=sleeps) as fc:
+    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN) as fc:
         yield fc
 
 

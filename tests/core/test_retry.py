@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,12 +16,25 @@ from fluidcloud_async import (
     ApiConnectionError,
     ApiTimeoutError,
     AsyncFluidCloud,
+    BadRequestError,
     ConflictError,
     RateLimitError,
     RetryEvent,
     ServerError,
+    _retry,
 )
-from fluidcloud_async._retry import MAX_RETRY_AFTER, backoff, parse_retry_after
+from fluidcloud_async._exceptions import ClientClosed, ConnectFailed, ExpiredUrlError
+from fluidcloud_async._retry import (
+    MAX_RETRY_AFTER,
+    RETRIED,
+    Failure,
+    Kind,
+    RetryPolicy,
+    backoff,
+    is_retryable,
+    parse_retry_after,
+)
+from fluidcloud_async._transfer._storage import StoragePolicy, put_with_retries
 
 from .conftest import API_KEY, ORIGIN, ROOT, SleepRecorder
 
@@ -115,7 +130,7 @@ async def test_retries_are_bounded(
 
 
 async def test_max_retries_zero(mock: aioresponses, sleeps: SleepRecorder) -> None:
-    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN, max_retries=0, _sleep=sleeps) as fc:
+    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN, max_retries=0) as fc:
         mock.get(f"{ROOT}/quota", status=503)
         with pytest.raises(ServerError):
             await fc.quota.usage()
@@ -199,7 +214,7 @@ async def test_on_retry_hook_reports_attempts(mock: aioresponses, sleeps: SleepR
     async def hook(event: RetryEvent) -> None:
         events.append(event)
 
-    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN, on_retry=hook, _sleep=sleeps) as fc:
+    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN, on_retry=hook) as fc:
         mock.get(f"{ROOT}/quota", status=503)
         mock.get(f"{ROOT}/quota", status=429, headers={"Retry-After": "2"})
         mock.get(f"{ROOT}/quota", payload=QUOTA)
@@ -208,14 +223,17 @@ async def test_on_retry_hook_reports_attempts(mock: aioresponses, sleeps: SleepR
     assert events[1].sleep == 2.0 and events[0].url == f"{ROOT}/quota"
 
 
-async def test_cancellation_propagates_during_retry_sleep(mock: aioresponses) -> None:
+async def test_cancellation_propagates_during_retry_sleep(
+    mock: aioresponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started = asyncio.Event()
 
     async def slow_sleep(seconds: float) -> None:
         started.set()
         await asyncio.sleep(3600)
 
-    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN, _sleep=slow_sleep) as fc:
+    monkeypatch.setattr(_retry, "sleep", slow_sleep)
+    async with AsyncFluidCloud(API_KEY, base_url=ORIGIN) as fc:
         mock.get(f"{ROOT}/quota", status=503, repeat=True)
         task = asyncio.create_task(fc.quota.usage())
         await started.wait()
@@ -231,3 +249,120 @@ async def test_cancellation_is_not_retried(
     with pytest.raises(asyncio.CancelledError):
         await client.quota.usage()
     assert sleeps.calls == []
+
+
+# -- the one table, for API calls and storage alike ------------------------------------------
+
+
+def test_every_failure_has_a_row() -> None:
+    assert set(RETRIED) == set(Failure)
+
+
+@pytest.mark.parametrize(
+    ("exc", "retried_for"),
+    [
+        (RateLimitError("x", status=429, retry_after=1.0), set(Kind)),
+        (RateLimitError("x", status=429, retry_after=MAX_RETRY_AFTER + 1), set()),
+        (ServerError("x", status=503, headers={"Retry-After": "3600"}), set()),
+        (ServerError("x", status=503), {Kind.API, Kind.PUT, Kind.GET}),
+        (BadRequestError("x", status=400, code="RequestTimeout"), {Kind.PUT, Kind.GET}),
+        (ConflictError("x", status=409), set()),
+        (ConnectFailed("x"), set(Kind)),
+        (ApiTimeoutError("x"), {Kind.API, Kind.PUT, Kind.GET}),
+        (ClientClosed("x"), set()),
+        (ExpiredUrlError("x", status=403), set()),
+        (OSError("the source failed"), set()),
+    ],
+)
+def test_what_is_retried_where(exc: BaseException, retried_for: set[Kind]) -> None:
+    assert {kind for kind in Kind if is_retryable(exc, kind)} == retried_for
+
+
+async def test_a_hint_above_the_cap_is_not_slept_for_5xx_either(
+    client: AsyncFluidCloud, mock: aioresponses, sleeps: SleepRecorder
+) -> None:
+    mock.get(f"{ROOT}/quota", status=503, headers={"Retry-After": "3600"})
+    with pytest.raises(ServerError):
+        await client.quota.usage()
+    assert sleeps.calls == []
+
+
+class _Body:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.sent = 0
+        self.error = error
+        self.rolled_back = 0
+
+    async def rollback(self) -> None:
+        self.rolled_back += 1
+
+
+class _FlakyStorage:
+    """Answers 503 ``failures`` times, then an ETag."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    async def put(self, url: str, body: Any, **_: Any) -> str | None:
+        if self.failures:
+            self.failures -= 1
+            raise ServerError("storage PUT answered 503", status=503, method="PUT")
+        return '"etag"'
+
+
+SECRET_URL = "https://storage.test/b/k?X-Amz-Signature=secret"
+
+
+async def test_part_puts_retry_through_the_same_loop_and_hook(
+    sleeps: SleepRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "fluidcloud_async")
+    events: list[RetryEvent] = []
+    bodies: list[_Body] = []
+
+    def make_body() -> _Body:
+        bodies.append(_Body())
+        return bodies[-1]
+
+    policy = StoragePolicy(retry=RetryPolicy(max_retries=3, on_retry=events.append))
+    etag = await put_with_retries(
+        _FlakyStorage(2),
+        SECRET_URL,
+        make_body,
+        length=1,
+        content_type=None,
+        policy=policy,
+        label="part 7",
+    )
+    assert etag == '"etag"' and len(sleeps.calls) == 2
+    assert [b.rolled_back for b in bodies] == [1, 1, 0]  # a fresh body per attempt
+    assert [(e.attempt, e.method, e.reason) for e in events] == [
+        (1, "PUT", "HTTP 503"),
+        (2, "PUT", "HTTP 503"),
+    ]
+    assert all("secret" not in e.url for e in events)
+    assert "retrying storage PUT" in caplog.text and "part 7" in caplog.text
+    assert "secret" not in caplog.text
+
+
+async def test_a_failed_source_is_raised_not_retried(sleeps: SleepRecorder) -> None:
+    broken = OSError("disk gone")
+    policy = StoragePolicy(retry=RetryPolicy(max_retries=3))
+    with pytest.raises(OSError, match="disk gone"):
+        await put_with_retries(
+            _FlakyStorage(5),
+            SECRET_URL,
+            lambda: _Body(broken),
+            length=1,
+            content_type=None,
+            policy=policy,
+            label="object",
+        )
+    assert sleeps.calls == []
+
+
+def test_a_view_and_its_storage_share_one_policy() -> None:
+    fc = AsyncFluidCloud(API_KEY, base_url=ORIGIN, max_retries=5)
+    view = fc.with_options(max_retries=1)
+    assert fc.files._engine().policy.retry == RetryPolicy(max_retries=5)
+    assert view.files._engine().policy.retry.attempts == 2

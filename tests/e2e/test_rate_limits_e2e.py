@@ -6,8 +6,7 @@ import pytest
 
 from fluidcloud_async import AsyncFluidCloud, RateLimitError, RetryEvent
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
-
-from .test_retries_e2e import Recorder
+from tests.conftest import RetrySleeps
 
 
 @pytest.fixture
@@ -26,12 +25,12 @@ async def test_documented_rate_limit_is_honored(fluidcloud_emulator: Emulator) -
     assert all(e.reason == "HTTP 429" and 0 < e.sleep <= 1.0 for e in events)
 
 
-async def test_rate_limit_error_when_retries_exhausted(fluidcloud_emulator: Emulator) -> None:
+async def test_rate_limit_error_when_retries_exhausted(
+    fluidcloud_emulator: Emulator, no_sleep: RetrySleeps
+) -> None:
     emu = fluidcloud_emulator
     emu.faults.rate_limit_next_api_requests = 5
-    async with AsyncFluidCloud(
-        emu.api_key, base_url=emu.base_url, max_retries=1, _sleep=Recorder()
-    ) as fc:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, max_retries=1) as fc:
         with pytest.raises(RateLimitError) as info:
             await fc.quota.usage()
     assert info.value.retry_after is not None

@@ -6,41 +6,30 @@ import pytest
 
 from fluidcloud_async import AsyncFluidCloud, RetryEvent, ServerError
 from fluidcloud_async.emulator import Emulator
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
+from tests.conftest import RetrySleeps
 
 
 async def test_injected_429_then_success_honors_retry_after(
-    fluidcloud_emulator: Emulator,
+    fluidcloud_emulator: Emulator, no_sleep: RetrySleeps
 ) -> None:
     emu = fluidcloud_emulator
     emu.faults.retry_after = 2
     emu.faults.rate_limit_next_api_requests = 2
-    sleep = Recorder()
     events: list[RetryEvent] = []
-    async with AsyncFluidCloud(
-        emu.api_key, base_url=emu.base_url, _sleep=sleep, on_retry=events.append
-    ) as fc:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, on_retry=events.append) as fc:
         assert await fc.spaces.list() == []
-    assert sleep.sleeps == [2.0, 2.0]
+    assert no_sleep.calls == [2.0, 2.0]
     assert [e.reason for e in events] == ["HTTP 429", "HTTP 429"]
 
 
 async def test_injected_5xx_retried_for_reads_not_for_creates(
-    fluidcloud_emulator: Emulator,
+    fluidcloud_emulator: Emulator, no_sleep: RetrySleeps
 ) -> None:
     emu = fluidcloud_emulator
-    sleep = Recorder()
-    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, _sleep=sleep) as fc:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as fc:
         emu.faults.fail_next_api_requests = 2
         await fc.quota.usage()
-        assert len(sleep.sleeps) == 2
+        assert len(no_sleep.calls) == 2
 
         emu.faults.fail_next_api_requests = 1
         with pytest.raises(ServerError):
@@ -48,15 +37,15 @@ async def test_injected_5xx_retried_for_reads_not_for_creates(
         assert await fc.spaces.list() == []  # the failed create created nothing
 
 
-async def test_random_fault_rate_is_survived(fluidcloud_emulator: Emulator) -> None:
+async def test_random_fault_rate_is_survived(
+    fluidcloud_emulator: Emulator, no_sleep: RetrySleeps
+) -> None:
     emu = fluidcloud_emulator
     emu.faults.reseed(7)
     emu.faults.api_error_rate = 0.2
     emu.faults.api_429_rate = 0.1
     emu.faults.retry_after = 0.01
-    async with AsyncFluidCloud(
-        emu.api_key, base_url=emu.base_url, max_retries=8, _sleep=Recorder()
-    ) as fc:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, max_retries=8) as fc:
         emu.faults.api_error_rate = 0.0
         space = await fc.spaces.create("s")
         emu.faults.api_error_rate = 0.2

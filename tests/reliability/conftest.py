@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio.lowlevel
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
 from fluidcloud_async import AsyncFluidCloud, Space, UploadError, UploadJournal
 from fluidcloud_async.emulator import Emulator
+from tests.conftest import RetrySleeps as NoSleep
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -97,30 +97,11 @@ async def other_host() -> AsyncIterator[ScriptedServer]:
     await srv.close()
 
 
-class NoSleep:
-    """Records retry waits instead of sleeping them."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
-def no_sleep() -> NoSleep:
-    return NoSleep()
-
-
-async def _no_sleep(seconds: float) -> None:
-    await anyio.lowlevel.checkpoint()
-
-
-@pytest.fixture
-async def fc(fluidcloud_emulator: Emulator) -> AsyncIterator[AsyncFluidCloud]:
+async def fc(fluidcloud_emulator: Emulator, no_sleep: NoSleep) -> AsyncIterator[AsyncFluidCloud]:
     """A client of the plugin's emulator whose retry waits cost no time."""
     emu = fluidcloud_emulator
-    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, _sleep=_no_sleep) as client:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as client:
         yield client
     await emu.wait_for_scans()
 

@@ -42,6 +42,8 @@ from fluidcloud_async import (
     NotFoundError,
 )
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
+from tests.conftest import RetrySleeps as QuickSleep
+from tests.conftest import replace_retry_sleep
 
 KiB = 1024
 PART = 64 * KiB
@@ -54,17 +56,6 @@ STALL = 0.6
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-class QuickSleep:
-    """Retry waits recorded, slept for at most 5 ms (keeps 429 storms fast)."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        await anyio.sleep(min(seconds, 0.005))
 
 
 def closed_port() -> int:
@@ -370,9 +361,7 @@ class Matrix:
             view = base.with_options(timeout=run.timeout)
             client = view
             if run.api_origin is not None:
-                client = AsyncFluidCloud(
-                    self.emu.api_key, base_url=run.api_origin, _sleep=self.sleeps, max_retries=3
-                )
+                client = AsyncFluidCloud(self.emu.api_key, base_url=run.api_origin, max_retries=3)
             try:
                 with anyio.fail_after(60):  # a hang is a failure, not a slow success
                     result = await act(client, space.id, state)
@@ -420,10 +409,10 @@ async def matrix(
     get_faults = GetFaults()
     get_faults.install(monkeypatch)
     config = EmulatorConfig(multipart_threshold=THRESHOLD, part_size=PART, scan_delay=None)
-    sleeps = QuickSleep()
+    sleeps = replace_retry_sleep(monkeypatch, cap=0.005)  # at most 5 ms: 429 storms stay fast
     async with (
         Emulator(config) as emu,
-        AsyncFluidCloud(emu.api_key, base_url=emu.base_url, max_retries=3, _sleep=sleeps) as fc,
+        AsyncFluidCloud(emu.api_key, base_url=emu.base_url, max_retries=3) as fc,
     ):
         yield Matrix(emu, get_faults, tmp_path, sleeps), fc
 
@@ -635,9 +624,7 @@ async def test_matrix_detects_corruption(
 async def test_refused_api_is_typed_and_prompt(matrix: tuple[Matrix, AsyncFluidCloud]) -> None:
     m, _ = matrix
     started = time.monotonic()
-    async with AsyncFluidCloud(
-        m.emu.api_key, base_url=f"http://127.0.0.1:{closed_port()}", _sleep=QuickSleep()
-    ) as dead:
+    async with AsyncFluidCloud(m.emu.api_key, base_url=f"http://127.0.0.1:{closed_port()}") as dead:
         with pytest.raises(FluidCloudError):
             await dead.files.upload(b"x", "space")
     assert time.monotonic() - started < 10

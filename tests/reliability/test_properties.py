@@ -53,6 +53,7 @@ from fluidcloud_async._retry import (
     BACKOFF_MAX,
     MAX_RETRY_AFTER,
     ConnectFailed,
+    Kind,
     backoff,
     is_retryable,
     parse_retry_after,
@@ -609,25 +610,24 @@ def test_backoff_bounds(attempt: int, seed: int) -> None:
 def test_retry_rule_and_wait(
     status: int, idempotent: bool, retry_after: float | None, attempt: int
 ) -> None:
+    kind = Kind.API if idempotent else Kind.API_ONCE
     if status == 429:
         exc: ApiError = RateLimitError("x", retry_after=retry_after, status=429)
-        assert is_retryable(exc, idempotent=idempotent) == (
-            retry_after is None or retry_after <= MAX_RETRY_AFTER
-        )
+        assert is_retryable(exc, kind) == (retry_after is None or retry_after <= MAX_RETRY_AFTER)
     else:
         cls = ConflictError if status == 409 else ServerError if status >= 500 else ApiError
         exc = cls("x", status=status)
         expected = idempotent and status in {408, 500, 502, 503, 504}
-        assert is_retryable(exc, idempotent=idempotent) == expected
+        assert is_retryable(exc, kind) == expected
     wait = retry_wait(exc, attempt)
     assert wait >= 0
     if status == 429 and retry_after is not None:
         assert wait == retry_after  # the server's hint, never earlier
     else:
         assert wait <= BACKOFF_MAX
-    assert is_retryable(ConnectFailed("x"), idempotent=idempotent)
-    assert is_retryable(ApiConnectionError("x"), idempotent=idempotent) == idempotent
-    assert not is_retryable(ValueError("x"), idempotent=idempotent)
+    assert is_retryable(ConnectFailed("x"), kind)
+    assert is_retryable(ApiConnectionError("x"), kind) == idempotent
+    assert not is_retryable(ValueError("x"), kind)
 
 
 # -- decoding whatever the server sends ------------------------------------------------------

@@ -128,7 +128,7 @@ def _query(query: str) -> list[tuple[str, str]]:
 
 
 async def test_key_reaches_only_the_api_origin_in_a_full_flow(
-    emu: Emulator, wire: Wire, tmp_path: Path
+    no_sleep: NoSleep, emu: Emulator, wire: Wire, tmp_path: Path
 ) -> None:
     source = await ScriptedServer().start()
     source.answer(
@@ -140,7 +140,7 @@ async def test_key_reaches_only_the_api_origin_in_a_full_flow(
     big = tmp_path / "big.bin"
     big.write_bytes(hashlib.shake_256(b"x").digest(3 * MiB + 17))
     try:
-        async with AsyncFluidCloud(LIVE_KEY, base_url=emu.base_url, _sleep=NoSleep()) as fc:
+        async with AsyncFluidCloud(LIVE_KEY, base_url=emu.base_url) as fc:
             space = await fc.spaces.create("sec")
             small = await fc.files.upload(b"hello", space.id, name="a.txt")
             multi = await fc.files.upload(big, space.id)
@@ -177,12 +177,12 @@ async def test_key_reaches_only_the_api_origin_in_a_full_flow(
 
 
 async def test_cross_origin_redirect_never_carries_the_key(
-    server: ScriptedServer, other_host: ScriptedServer, wire: Wire
+    no_sleep: NoSleep, server: ScriptedServer, other_host: ScriptedServer, wire: Wire
 ) -> None:
     server.answer(
         lambda: web.Response(status=307, headers={"Location": other_host.origin + "/api/v1/quota"})
     )
-    async with AsyncFluidCloud(LIVE_KEY, base_url=server.origin, _sleep=NoSleep()) as fc:
+    async with AsyncFluidCloud(LIVE_KEY, base_url=server.origin) as fc:
         with pytest.raises(ApiError, match="another origin"):
             await fc.quota.usage()
     assert other_host.seen == []
@@ -190,7 +190,7 @@ async def test_cross_origin_redirect_never_carries_the_key(
 
 
 async def test_storage_redirect_is_not_followed(
-    emu: Emulator, wire: Wire, other_host: ScriptedServer
+    no_sleep: NoSleep, emu: Emulator, wire: Wire, other_host: ScriptedServer
 ) -> None:
     # A presigned URL answering 307 elsewhere must not drag the body (or anything) along.
     async def ticket_to_redirect(request: web.Request) -> web.StreamResponse:
@@ -199,7 +199,7 @@ async def test_storage_redirect_is_not_followed(
     redirector = await ScriptedServer().start()
     redirector.handler = ticket_to_redirect
     try:
-        async with AsyncFluidCloud(LIVE_KEY, base_url=emu.base_url, _sleep=NoSleep()) as fc:
+        async with AsyncFluidCloud(LIVE_KEY, base_url=emu.base_url) as fc:
             space = await fc.spaces.create("s")
             original = Uploads.initiate
 
@@ -236,7 +236,7 @@ def _all_text(exc: BaseException) -> str:
 
 
 async def test_key_and_signatures_absent_from_repr_errors_and_debug_logs(
-    emu: Emulator, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    no_sleep: NoSleep, emu: Emulator, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
     faults = emu.faults
@@ -244,9 +244,7 @@ async def test_key_and_signatures_absent_from_repr_errors_and_debug_logs(
     urls: list[str] = []
     big = tmp_path / "big.png"  # an image type, so it has a (presigned) preview URL
     big.write_bytes(hashlib.shake_256(b"y").digest(3 * MiB))
-    async with AsyncFluidCloud(
-        LIVE_KEY, base_url=emu.base_url, max_retries=4, _sleep=NoSleep()
-    ) as fc:
+    async with AsyncFluidCloud(LIVE_KEY, base_url=emu.base_url, max_retries=4) as fc:
         assert LIVE_KEY not in repr(fc) and LIVE_KEY not in str(fc)
         assert LIVE_KEY not in repr(fc.with_options(timeout=5))
         space = await fc.spaces.create("logs")
@@ -413,7 +411,7 @@ async def test_tls_verification_is_on_by_default(
     await site.start()
     origin = f"https://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        async with AsyncFluidCloud(LIVE_KEY, base_url=origin, max_retries=1, _sleep=no_sleep) as fc:
+        async with AsyncFluidCloud(LIVE_KEY, base_url=origin, max_retries=1) as fc:
             with pytest.raises(ApiConnectionError) as info:
                 await fc.spaces.list()
             assert "certificate" in str(info.value).lower() or "ssl" in str(info.value).lower()

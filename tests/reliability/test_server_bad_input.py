@@ -121,7 +121,7 @@ def raw_answer(
 
 @pytest.fixture
 async def fc(server: ScriptedServer, no_sleep: NoSleep) -> Any:
-    async with AsyncFluidCloud(KEY, base_url=server.origin, timeout=5, _sleep=no_sleep) as client:
+    async with AsyncFluidCloud(KEY, base_url=server.origin, timeout=5) as client:
         yield client
 
 
@@ -567,9 +567,7 @@ async def test_server_that_never_answers_times_out(
     call: Call, attempts: int, server: ScriptedServer, no_sleep: NoSleep
 ) -> None:
     server.handler = _never
-    async with AsyncFluidCloud(
-        KEY, base_url=server.origin, timeout=0.3, max_retries=2, _sleep=no_sleep
-    ) as fc:
+    async with AsyncFluidCloud(KEY, base_url=server.origin, timeout=0.3, max_retries=2) as fc:
         started = time.monotonic()
         result = await outcome(call, fc)
         elapsed = time.monotonic() - started
@@ -591,9 +589,7 @@ async def test_headers_then_a_stalled_body_times_out(
         return response
 
     server.handler = handler
-    async with AsyncFluidCloud(
-        KEY, base_url=server.origin, timeout=0.3, max_retries=0, _sleep=no_sleep
-    ) as fc:
+    async with AsyncFluidCloud(KEY, base_url=server.origin, timeout=0.3, max_retries=0) as fc:
         result = await outcome(lambda c: c.quota.usage(), fc)
     assert isinstance(result, ApiTimeoutError), result
 
@@ -625,9 +621,7 @@ async def test_connection_refused_is_typed_and_bounded(no_sleep: NoSleep) -> Non
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    async with AsyncFluidCloud(
-        KEY, base_url=f"http://127.0.0.1:{port}", timeout=2, _sleep=no_sleep
-    ) as fc:
+    async with AsyncFluidCloud(KEY, base_url=f"http://127.0.0.1:{port}", timeout=2) as fc:
         result = await outcome(lambda c: c.spaces.create("n"), fc)
     assert isinstance(result, ApiConnectionError), result
     assert len(no_sleep.calls) == 3  # nothing was sent: even a POST may be retried
@@ -641,7 +635,7 @@ async def test_server_closing_idle_keepalive_connections(no_sleep: NoSleep) -> N
     srv.answer(lambda: web.json_response(QUOTA))
     outcomes: list[Any] = []
     try:
-        async with AsyncFluidCloud(KEY, base_url=srv.origin, timeout=5, _sleep=no_sleep) as fc:
+        async with AsyncFluidCloud(KEY, base_url=srv.origin, timeout=5) as fc:
             for i in range(24):
                 await asyncio.sleep(0.03 + 0.005 * (i % 8))  # straddle the 50 ms boundary
                 call: Call = (lambda c: c.quota.usage()) if i % 2 else _post_quota
@@ -674,7 +668,7 @@ async def test_server_closing_right_after_each_answer(no_sleep: NoSleep) -> None
 
     srv.handler = handler
     try:
-        async with AsyncFluidCloud(KEY, base_url=srv.origin, timeout=5, _sleep=no_sleep) as fc:
+        async with AsyncFluidCloud(KEY, base_url=srv.origin, timeout=5) as fc:
             for i in range(40):
                 if i % 3 == 0:
                     await asyncio.sleep(0.005)

@@ -11,24 +11,13 @@ import pytest
 
 from fluidcloud_async import AsyncFluidCloud, Space
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
+from tests.conftest import RetrySleeps as NoSleep
+from tests.conftest import replace_retry_sleep
 
 MiB = 1024 * 1024
 #: Small parts so modest files exercise many parts.
 PART = 1 * MiB
 THRESHOLD = 2 * MiB
-
-
-class NoSleep:
-    """Retry sleeps recorded and shortened, so fault tests stay fast."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        import anyio
-
-        self.calls.append(seconds)
-        await anyio.sleep(min(seconds, 0.01))
 
 
 @pytest.fixture
@@ -46,13 +35,14 @@ async def emu(emulator_config: EmulatorConfig) -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-def sleeps() -> NoSleep:
-    return NoSleep()
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> NoSleep:
+    """Retry sleeps recorded and shortened to 10 ms, so fault tests stay fast."""
+    return replace_retry_sleep(monkeypatch, cap=0.01)
 
 
 @pytest.fixture
 async def fc(emu: Emulator, sleeps: NoSleep) -> AsyncIterator[AsyncFluidCloud]:
-    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, _sleep=sleeps) as client:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url) as client:
         yield client
 
 

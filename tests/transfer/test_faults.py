@@ -21,9 +21,7 @@ SIZE = 6 * MiB + 99  # 7 parts of 1 MiB
 @pytest.fixture
 async def patient(emu: Emulator, sleeps: NoSleep) -> AsyncIterator[AsyncFluidCloud]:
     """A client with many retries, so seeded fault rates cannot exhaust them."""
-    async with AsyncFluidCloud(
-        emu.api_key, base_url=emu.base_url, max_retries=10, _sleep=sleeps
-    ) as client:
+    async with AsyncFluidCloud(emu.api_key, base_url=emu.base_url, max_retries=10) as client:
         yield client
 
 

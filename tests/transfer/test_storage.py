@@ -12,8 +12,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from fluidcloud_async import ApiConnectionError, RateLimitError, ServerError
+from fluidcloud_async import ApiConnectionError, RateLimitError, ServerError, _retry
 from fluidcloud_async._exceptions import NotFoundError
+from fluidcloud_async._retry import RetryPolicy
 from fluidcloud_async._transfer._body import MemoryBody
 from fluidcloud_async._transfer._storage import (
     ExpiredUrlError,
@@ -69,16 +70,18 @@ class Sleeps(list[float]):
 
 async def _put(url: str, sleeps: Sleeps, attempts: int = 4) -> str | None:
     data = memoryview(b"x" * 1000)
-    async with aiohttp.ClientSession() as session:
-        return await put_with_retries(
-            session,
-            url,
-            lambda: MemoryBody(data, None),
-            length=1000,
-            content_type=None,
-            policy=StoragePolicy(attempts=attempts, sleep=sleeps),
-            label="part 1",
-        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_retry, "sleep", sleeps)
+        async with aiohttp.ClientSession() as session:
+            return await put_with_retries(
+                session,
+                url,
+                lambda: MemoryBody(data, None),
+                length=1000,
+                content_type=None,
+                policy=StoragePolicy(retry=RetryPolicy(max_retries=attempts - 1)),
+                label="part 1",
+            )
 
 
 async def test_retry_after_and_etag_verbatim(server: tuple[str, Script]) -> None:

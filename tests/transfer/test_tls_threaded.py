@@ -25,8 +25,7 @@ from fluidcloud_async import (
     Space,
     UploadError,
 )
-from fluidcloud_async._retry import ClientClosed
-from fluidcloud_async._transfer import _threaded
+from fluidcloud_async._exceptions import ClientClosed
 from fluidcloud_async._transfer._threaded import TRANSPORT_ENV, ThreadedStorage
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
 from tests._tls import Tls, make_tls
@@ -56,7 +55,7 @@ async def emu(tls: Tls) -> AsyncIterator[Emulator]:
 @pytest.fixture
 async def fc(emu: Emulator, tls: Tls, sleeps: NoSleep) -> AsyncIterator[AsyncFluidCloud]:
     async with AsyncFluidCloud(
-        emu.api_key, base_url=emu.base_url, ssl_context=tls.client_context(), _sleep=sleeps
+        emu.api_key, base_url=emu.base_url, ssl_context=tls.client_context()
     ) as client:
         yield client
 
@@ -156,7 +155,6 @@ async def test_a_stalled_part_times_out_and_is_retried(
         base_url=emu.base_url,
         ssl_context=tls.client_context(),
         timeout=1.0,
-        _sleep=sleeps,
     ) as fc:
         space = await fc.spaces.create("stall")
         started = time.monotonic()
@@ -265,6 +263,7 @@ async def test_cancelling_during_a_stuck_tls_handshake_is_prompt(
 ) -> None:
     """A storage host that accepts TCP but never answers the TLS handshake: the connect
     happens on the loop, the handshake in the thread, and a cancel stops both at once."""
+    from fluidcloud_async._retry import RetryPolicy
     from fluidcloud_async._transfer._body import MemoryBody
     from fluidcloud_async._transfer._storage import StoragePolicy, put_with_retries
 
@@ -286,7 +285,7 @@ async def test_cancelling_during_a_stuck_tls_handshake_is_prompt(
             lambda: MemoryBody(data, None),
             length=1000,
             content_type=None,
-            policy=StoragePolicy(attempts=1),
+            policy=StoragePolicy(retry=RetryPolicy(max_retries=0)),
             label="object",
         )
     )
