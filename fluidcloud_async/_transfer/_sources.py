@@ -32,7 +32,7 @@ import anyio
 
 from .._exceptions import MissingSourceError, NotRegularFileError, SourceChanged
 from .._types import UploadSource
-from .._validate_args import require_content_type, require_text
+from .._validate_args import require_content_type, require_count, require_text
 from ._buffers import CHUNK, call_in_thread, pread_into
 from ._checksum import Sha256
 from ._tree import open_entry
@@ -678,10 +678,8 @@ def describe(
         require_text(name, "name")
     if content_type is not None:
         require_content_type(content_type)
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
-        raise TypeError(f"size must be an int, not {type(size).__name__}")
-    if size is not None and size < 0:
-        raise ValueError(f"size must be >= 0, got {size}")
+    if size is not None:
+        size = require_count(size, "size")
     cls, known, default_name = _classify(source)
     if size is not None and known is not None and size != known:
         raise ValueError(f"size={size} does not match the source's {known} bytes")

@@ -30,6 +30,7 @@ from .._validate_args import (
     optional_hash_cache,
     optional_id,
     optional_positive_int,
+    optional_rate_limit,
     require_days,
     require_destination,
     require_flag,
@@ -271,10 +272,7 @@ class Files(Resource):
             wait_until_clean=wait_until_clean,
             clean_timeout=clean_timeout,
         )
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise TypeError(
-                f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
-            )
+        rate_limit = optional_rate_limit(rate_limit)
         keys_from_paths = require_flag(keys_from_paths, "keys_from_paths")
         skip_existing = require_flag(skip_existing, "skip_existing")
         cache = optional_hash_cache(hash_cache)
