@@ -25,7 +25,7 @@ BASE_ALLOWANCE = 64 * MiB
 def engine_chunk() -> int:
     """The engine's read-chunk size (what one in-flight part holds at a time)."""
     try:
-        from fluidcloud_async._transfer._buffers import CHUNK
+        from fluidcloud_async._transfer._io import CHUNK
     except ImportError:  # the engine moved it: fall back to its documented 1 MiB
         return 1 * MiB
     return int(CHUNK)

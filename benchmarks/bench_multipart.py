@@ -83,9 +83,9 @@ def _use_aiofiles_body() -> None:
     """Swap the engine's file body for the plain aiofiles pattern (read bytes, write them)."""
     import aiofiles
 
-    from fluidcloud_async._transfer import _body, _upload
+    from fluidcloud_async._transfer import _io, _upload
 
-    class AiofilesBody(_body._Body):
+    class AiofilesBody(_io._Body):
         def __init__(self, reader: Any, offset: int, length: int, **kw: Any) -> None:
             super().__init__(length, kw.get("progress"), kw.get("stall_timeout", 300.0))
             self._path, self._offset = reader.bench_path, offset
@@ -95,7 +95,7 @@ def _use_aiofiles_body() -> None:
                 await fh.seek(self._offset)
                 left = self._length
                 while left:
-                    data = await fh.read(min(_body.CHUNK, left))
+                    data = await fh.read(min(_io.CHUNK, left))
                     await writer.write(data)
                     left -= len(data)
                     await self._count(len(data))
@@ -104,9 +104,8 @@ def _use_aiofiles_body() -> None:
 
 
 async def _sdk_upload(fc: Any, source: Any, args: dict[str, Any]) -> None:
-    from fluidcloud_async._transfer._scheduler import SlotPool
     from fluidcloud_async._transfer._sources import describe
-    from fluidcloud_async._transfer._upload import upload_file
+    from fluidcloud_async._transfer._upload import SlotPool, upload_file
 
     # files.upload plus the internal sendfile toggle, to measure the fallback read path.
     from fluidcloud_async._validate_args import upload_options

@@ -49,14 +49,13 @@ from ._models import (
     UploadTicket,
 )
 from ._pagination import AsyncPaginator
+from ._ratelimit import RateLimit
 from ._retry import MAX_RETRY_AFTER, RetryEvent
 from ._transfer._bulk import Results as UploadResults
 from ._transfer._bulk import UploadMany, UploadResult
 from ._transfer._existing import HashCache
 from ._transfer._journal import UploadJournal
-from ._transfer._ratelimit import RateLimit
-from ._transfer._tree import SkipReason
-from ._types import NOT_GIVEN, DownloadTarget, UploadItem, UploadItems, UploadSource
+from ._types import NOT_GIVEN, DownloadTarget, SkipReason, UploadItem, UploadItems, UploadSource
 from ._version import __version__
 
 __all__ = [

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._models import File
+    from ._types import SkipReason
 
 __all__ = [
     "ApiConnectionError",
@@ -293,6 +294,10 @@ class ScanTimeoutError(ConflictError):
         return self.message
 
 
+# -- internal: raised and handled inside the package, or wrapped before they reach the
+# caller (MissingSourceError is a FileNotFoundError and a ValueError); not in __all__ --
+
+
 class MissingSourceError(FileNotFoundError, ValueError):
     """The path to upload does not exist (both a FileNotFoundError and a ValueError)."""
 
@@ -311,3 +316,26 @@ class ClientClosed(ApiConnectionError):
 
 class ExpiredUrlError(PermissionError):
     """The presigned URL has expired (S3: 403 AccessDenied "Request has expired")."""
+
+
+class EntrySkipped(Exception):
+    """Raised when opening a walked file finds a symlink in its place (it is skipped)."""
+
+    def __init__(self, reason: SkipReason, detail: str | None = None) -> None:
+        super().__init__(reason.value if detail is None else f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class EntryReplacedError(OSError):
+    """A file found by the directory walk was replaced by another before it was opened."""
+
+
+class PartsFailed(Exception):
+    """Some parts failed for good; the others were cancelled."""
+
+    def __init__(self, failures: dict[int, BaseException]) -> None:
+        first = failures[min(failures)]
+        super().__init__(str(first))
+        self.failures = failures
+        self.first = first

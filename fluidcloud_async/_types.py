@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, Union
@@ -61,3 +62,17 @@ UploadItems = Union[UploadItem, "Iterable[UploadItem]"]
 DownloadTarget = Union[str, "os.PathLike[str]", "IO[bytes]", "AsyncBase[bytes]"]
 """Where `files.download` writes: a path (written beside, then moved into place) or a
 binary file object, sync or aiofiles, written sequentially."""
+
+
+class SkipReason(str, enum.Enum):
+    """Why ``upload_many`` did not upload an item (not a failure): an entry of a directory
+    it does not follow, or (``skip_existing``) a file already stored unchanged."""
+
+    SYMLINK = "symlink (not followed)"
+    OUTSIDE_ROOT = "symlink target outside the tree"
+    LOOP = "symlink loop"
+    ALREADY_WALKED = "directory already walked"
+    BROKEN_SYMLINK = "broken symlink"
+    NOT_REGULAR = "not a regular file"
+    UNCHANGED = "unchanged"
+    """``skip_existing``: its client_key names a live file of the same size and SHA-256."""

@@ -18,8 +18,8 @@ from yarl import URL
 from ._transport import API_PREFIX
 
 if TYPE_CHECKING:
+    from ._ratelimit import RateLimit
     from ._transfer._existing import HashCache
-    from ._transfer._ratelimit import RateLimit
     from ._transfer._upload import UploadOptions
 
 PERMISSIONS = ("view", "download")
@@ -243,7 +243,7 @@ def upload_options(
 
 def optional_rate_limit(value: Any) -> RateLimit | None:
     """``rate_limit=``: None (no client-side limiter) or a :class:`RateLimit`."""
-    from ._transfer._ratelimit import RateLimit  # which imports this module
+    from ._ratelimit import RateLimit  # which imports this module
 
     if value is not None and not isinstance(value, RateLimit):
         raise TypeError(f"rate_limit must be a RateLimit or None, not {_type_name(value)}")

@@ -44,13 +44,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ._transfer._bulk import Job
+from ._exceptions import EntryReplacedError
+from ._ratelimit import RateLimit
+from ._transfer._bulk import Found, Job, Plan, Skipped, _key, _Tree, walk
 from ._transfer._existing import Existing, HashCache, check_jobs
-from ._transfer._items import Plan, _key, _Tree
-from ._transfer._ratelimit import RateLimit
 from ._transfer._sources import describe
-from ._transfer._tree import EntryReplacedError, Found, Skipped, SkipReason, walk
 from ._transfer._upload import UploadOptions
+from ._types import SkipReason
 from ._validate_args import (
     optional_callback,
     optional_rate_limit,

@@ -1,32 +1,34 @@
 """The transfer engine behind ``files.upload``, ``files.upload_many`` and ``files.download``.
 
-Private modules, one job each:
+The engine never sees the client: ``Files`` hands it an ``Engine`` (``_engine``) holding
+the API calls it makes and the storage routes, and then orchestrates what follows an
+upload itself (wait for the scan, mint the link). Private modules, by responsibility:
 
-* ``_args``      argument checks (bad input fails before any request)
+* ``_engine``    what the engine is handed: ``ApiCalls`` (initiate, complete, get,
+                 download URL, listing pages), ``StorageRoutes`` (threads for https,
+                 aiohttp for http) and the storage retry policy
 * ``_sources``   what the caller passed -> a source class (path, memory, file object,
                  aiofiles file, stream) -> an opened reader: memoryview, descriptor
                  (preadv/sendfile), locked seek+read or one sequential pass; sources of
                  unknown size spooled to memory (<= 8 MiB) or a temporary file, hashed
-* ``_plan``      the part plan of an upload ticket
-* ``_buffers``   pooled read buffers and cancellation-safe worker-thread calls
-* ``_body``      streaming request payloads (sendfile, pooled preadv, memory slices)
-* ``_small``     small single PUTs: whole body + SHA-256 in one step, sent from memory
-* ``_storage``   the storage transport interface (send one PUT), its aiohttp implementation,
-                 the one per-part retry loop, S3 error parsing, expiry
+* ``_io``        how bytes move: pooled buffers and worker-thread reads, request bodies
+                 (sendfile, pooled preadv, memory slices), the SHA-256 pass, progress
+* ``_upload``    one file: the part plan, the shared pool of part slots, small single
+                 PUTs, initiate -> parts -> complete -> verify
+* ``_storage``   the storage transport interface (send one PUT), its aiohttp
+                 implementation, S3 error parsing, expiry; retries come from ``_retry``
 * ``_threaded``  the storage transport of https URLs: part PUTs in worker threads over a
                  keep-alive ``http.client`` pool (``FLUIDCLOUD_STORAGE_TRANSPORT``)
-* ``_scheduler`` the shared pool of part slots (bounded concurrency across files)
-* ``_checksum``  SHA-256 off the event loop
-* ``_progress``  throttled progress reporting
-* ``_upload``    one file: initiate -> parts -> complete -> verify -> clean/link
-* ``_items``     ``upload_many`` items -> validated jobs (directories, client keys)
-* ``_tree``      directory walks: symlinks not followed (or only inside the root), every
-                 skipped entry with its reason, walked files opened with ``O_NOFOLLOW``
-* ``_bulk``      many files through one scheduler, results through a memory stream
+* ``_bulk``      ``upload_many``: items -> checked jobs, directory walks (symlinks not
+                 followed, or only inside the root; walked files opened ``O_NOFOLLOW``),
+                 many files through one slot pool, results through a memory stream
 * ``_existing``  ``skip_existing``: the destination listed once, local SHA-256s (and their
                  SQLite cache) compared with the records under the batch's client keys
-* ``_ratelimit`` the client-side limiter of the documented per-key caps
+* ``_journal``   resumable uploads: the atomic 0600 journal of a multipart upload
 * ``_download``  presigned GETs to a path or file object, ranged and parallel
+
+Outside the engine: argument checks in ``_validate_args``, the retry policy in ``_retry``,
+the per-key rate limiter (a hook around every API attempt) in ``_ratelimit``.
 
 Design decisions, measured with ``benchmarks/bench_multipart.py`` (1 GiB in 16 MiB parts
 to a discarding loopback sink in its own process, medians of 5) and

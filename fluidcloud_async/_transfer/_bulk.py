@@ -1,20 +1,54 @@
-"""``files.upload_many``: many files through one shared scheduler.
+"""``files.upload_many``: items -> checked jobs (directories walked) -> uploads through one
+shared slot pool, results streamed as files finish.
 
-One :class:`SlotPool` bounds the parts (and read buffers) in flight across every file, a
-semaphore bounds the files in flight, and the API calls pass one client-side rate limiter.
-Results go out through an anyio memory object stream as files finish. The task group that
-runs the uploads belongs to the ``async with`` block (never to an async generator), so
-leaving the block - normally, by ``break`` or by an exception - cancels what is left and
-waits for it, and nothing outlives the block.
+**Batch.** One :class:`SlotPool` bounds the parts (and read buffers) in flight across
+every file, a semaphore bounds the files in flight, and the API calls pass one client-side
+rate limiter. Results go out through an anyio memory object stream as files finish. The
+task group that runs the uploads belongs to the ``async with`` block (never to an async
+generator), so leaving the block - normally, by ``break`` or by an exception - cancels
+what is left and waits for it, and nothing outlives the block.
+
+**Items.** Paths, directories (walked recursively, in sorted order), bytes-like objects,
+file objects, async iterables, or ``(source, {options})`` pairs. With ``keys_from_paths``
+a file found under a directory gets the POSIX path relative to that directory as its
+``client_key`` (joined to ``key_prefix`` with ``/``); duplicate keys in one batch would
+supersede each other on the server, so they are refused up front. Items are checked when
+``upload_many`` is called; directories are walked when the batch starts, in a worker
+thread, because a large tree takes many blocking system calls. Entries a walk leaves out
+become jobs that report why they were skipped.
+
+**Walks.** By default no symlink is followed (a link inside a user-writable tree could
+point at any file the process can read); each is reported as skipped. With
+``follow_symlinks=True`` links are followed only to targets whose real path stays inside
+the root's real path, and each real directory is walked once, so link loops (and
+bind-mount loops, in both modes) end with a skipped entry. Links are followed after the
+real tree is walked, so a directory reachable both directly and through a link keeps its
+own path. Files are opened later, by :func:`open_entry`, with ``O_NOFOLLOW`` and only
+while they are still the file the walk saw (device and inode), so an entry swapped for a
+link (or a parent directory swapped for one) between the walk and the upload is never
+followed.
 """
 
 from __future__ import annotations
 
+import errno
+import io
+import os
+import stat
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import PurePath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -22,13 +56,14 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .._exceptions import EntrySkipped
 from .._models import File
+from .._types import SkipReason
+from .._validate_args import optional_id, optional_text, require_flag, require_text
 from ._existing import Existing, check_jobs
-from ._progress import Progress, ProgressCallback
-from ._scheduler import SlotPool
-from ._sources import Source
-from ._tree import EntrySkipped, SkipReason
-from ._upload import UploadOptions, upload_file
+from ._io import Progress, ProgressCallback
+from ._sources import Source, describe
+from ._upload import SlotPool, UploadOptions, upload_file
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
@@ -37,11 +72,18 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 
+# --- batch ---------------------------------------------------------------------
+
 Finish = Callable[[File, UploadOptions], Awaitable[File]]
+
+
 """``finish(file, options)``: what follows a stored upload (wait for the scan, mint the
 link), the same steps ``files.upload`` takes; also applied to files found unchanged."""
 
+
 FileProgressCallback = Callable[[Any, int, int], Awaitable[None] | None]
+
+
 """``file_progress(source, bytes_sent, total)``: one file's progress within a batch."""
 
 
@@ -334,3 +376,342 @@ class Results:
         if self._fail_fast and result.error is not None:
             raise result.error
         return result
+
+
+# --- items -------------------------------------------------------------------
+
+#: Options an item may override: naming and sizing, plus the per-file upload flags.
+ITEM_KEYS = frozenset(
+    {
+        "name",
+        "content_type",
+        "size",
+        "client_key",
+        "folder_id",
+        "public",
+        "checksum",
+        "wait_until_clean",
+    }
+)
+
+
+_DIRECTORY_KEYS = frozenset({"folder_id", "public", "checksum", "wait_until_clean"})
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """A directory item, walked when the batch starts."""
+
+    root: str
+    options: UploadOptions
+
+
+@dataclass
+class Plan:
+    """The checked items of one batch; :meth:`jobs` walks its directories (blocking)."""
+
+    pieces: list[Job | _Tree]
+    keys_from_paths: bool
+    key_prefix: str | None
+    follow_symlinks: bool
+
+    @property
+    def has_trees(self) -> bool:
+        """Whether :meth:`jobs` has directories to walk (then run it in a worker thread)."""
+        return any(isinstance(piece, _Tree) for piece in self.pieces)
+
+    def jobs(self, stop: threading.Event | None = None) -> list[Job]:
+        """Every job in input order (directories expanded); raises ValueError on
+        duplicate client keys. ``stop`` set: give up walking (the batch was cancelled)."""
+        jobs: list[Job] = []
+        for piece in self.pieces:
+            if isinstance(piece, _Tree):
+                jobs.extend(self._walk(piece, stop))
+            else:
+                jobs.append(piece)
+        for index, job in enumerate(jobs):
+            job.index = index
+        _refuse_duplicate_keys(jobs)
+        return jobs
+
+    def _walk(self, tree: _Tree, stop: threading.Event | None) -> Iterator[Job]:
+        for entry in walk(tree.root, follow_symlinks=self.follow_symlinks, stop=stop):
+            key = _key(self.key_prefix, entry.rel) if self.keys_from_paths else None
+            options = replace(tree.options, client_key=key)
+            if isinstance(entry, Skipped):
+                yield Job(0, entry.path, None, options, key, skip=(entry.reason, entry.detail))
+                continue
+            if not isinstance(entry, Found):  # a subdirectory that could not be listed
+                yield Job(0, entry.path, None, options, key, error=entry.error)
+                continue
+            try:
+                spec = describe(entry.open_path, name=os.path.basename(entry.path))
+            except (OSError, ValueError, TypeError) as exc:  # changed since it was listed
+                yield Job(0, entry.path, None, options, key, error=exc)
+                continue
+            yield Job(0, entry.path, replace(spec, walked=entry.ident), options, key)
+
+
+def expand(
+    items: Any,
+    base: UploadOptions,
+    *,
+    keys_from_paths: bool,
+    key_prefix: str | None,
+    follow_symlinks: bool = False,
+) -> Plan:
+    """Every item checked (directories only noted); raises TypeError/ValueError."""
+    if key_prefix is not None:
+        require_text(key_prefix, "key_prefix")
+    pieces: list[Job | _Tree] = []
+    for source, overrides in _entries(items):
+        options = _options(base, overrides)
+        if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+            extra = set(overrides) - _DIRECTORY_KEYS
+            if extra:
+                raise TypeError(f"a directory item cannot take {sorted(extra)}")
+            pieces.append(_Tree(os.fspath(source), options))
+            continue
+        spec = describe(
+            source,
+            name=overrides.get("name"),
+            content_type=overrides.get("content_type"),
+            size=overrides.get("size"),
+        )
+        key = options.client_key
+        if key is None and keys_from_paths and isinstance(source, (str, os.PathLike)):
+            key = _key(key_prefix, os.path.basename(os.fspath(source)))
+        pieces.append(Job(len(pieces), source, spec, replace(options, client_key=key), key))
+    plan = Plan(pieces, keys_from_paths, key_prefix, follow_symlinks)
+    if not plan.has_trees:
+        plan.jobs()  # duplicate keys among plain items are refused right here
+    return plan
+
+
+def _entries(items: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+    if _is_single(items):
+        items = [items]
+    elif not isinstance(items, Iterable):
+        raise TypeError(
+            f"items must be a path, a source, a (source, options) pair or an iterable of them, "
+            f"not {type(items).__name__}"
+        )
+    for item in items:
+        if isinstance(item, tuple):
+            if len(item) != 2 or not isinstance(item[1], Mapping):
+                raise TypeError("a tuple item must be (source, {options})")
+            source, overrides = item[0], dict(item[1])
+            unknown = set(overrides) - ITEM_KEYS
+            if unknown:
+                raise TypeError(
+                    f"unknown item options {sorted(unknown)}; allowed: {sorted(ITEM_KEYS)}"
+                )
+            yield source, overrides
+        else:
+            yield item, {}
+
+
+def _is_single(items: Any) -> bool:
+    if isinstance(items, (str, os.PathLike, bytes, bytearray, memoryview, io.IOBase)):
+        return True
+    if isinstance(items, tuple) and len(items) == 2 and isinstance(items[1], Mapping):
+        return True
+    return isinstance(items, AsyncIterable) or callable(getattr(items, "read", None))
+
+
+def _options(base: UploadOptions, overrides: dict[str, Any]) -> UploadOptions:
+    changes: dict[str, Any] = {}
+    if "client_key" in overrides:
+        changes["client_key"] = optional_text(overrides["client_key"], "client_key")
+    if "folder_id" in overrides:
+        changes["folder_id"] = optional_id(overrides["folder_id"], "folder_id")
+    for name in ("public", "checksum", "wait_until_clean"):
+        if name in overrides:
+            changes[name] = require_flag(overrides[name], name)
+    return replace(base, **changes) if changes else base
+
+
+def _key(prefix: str | None, rel: str) -> str:
+    if not prefix:
+        return rel
+    return prefix + rel if prefix.endswith("/") else f"{prefix}/{rel}"
+
+
+def _refuse_duplicate_keys(jobs: list[Job]) -> None:
+    seen: dict[str, int] = {}
+    for job in jobs:
+        if job.client_key is None or job.spec is None:  # skipped entries upload nothing
+            continue
+        if job.client_key in seen:
+            raise ValueError(
+                f"client_key {job.client_key!r} is used by items {seen[job.client_key]} and "
+                f"{job.index}: the second upload would supersede the first"
+            )
+        seen[job.client_key] = job.index
+
+
+# --- walks ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """A regular file to upload."""
+
+    path: str  # as shown to the caller: the root joined with ``rel``
+    rel: str  # POSIX path relative to the root
+    open_path: str  # the path to open: no symlink in its last component
+    ident: tuple[int, int]  # (st_dev, st_ino) seen by the walk
+    size: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry deliberately left out."""
+
+    path: str
+    rel: str
+    reason: SkipReason
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A subdirectory that could not be listed (its files are missing: a failure)."""
+
+    path: str
+    rel: str
+    error: OSError
+
+
+Entry = Found | Skipped | Unreadable
+
+
+def walk(root: str, *, follow_symlinks: bool, stop: threading.Event | None = None) -> list[Entry]:
+    """Every entry under ``root`` in sorted order (a directory's files, then its
+    subdirectories), then those reached through followed links. Blocking: run it in a
+    worker thread. Raises OSError if ``root`` itself cannot be listed."""
+    return _Walk(root, follow_symlinks, stop).run()
+
+
+class _Walk:
+    def __init__(self, root: str, follow: bool, stop: threading.Event | None) -> None:
+        self.root = root
+        # The root you name is used even if it is itself a link; links inside are not.
+        self.root_real = os.path.realpath(root, strict=True)
+        self.follow = follow
+        self.stop = stop
+        self.entries: list[Entry] = []
+        self.visited: dict[tuple[int, int], str] = {}  # real directory -> rel walked as
+        self.links: list[tuple[str, str, str]] = []  # (shown path, rel, path on disk)
+
+    def run(self) -> list[Entry]:
+        st = os.stat(self.root)
+        self.visited[(st.st_dev, st.st_ino)] = ""
+        self._tree(self.root, self.root, "", top=True)
+        while self.links and not self._stopped():  # grows while linked trees are walked
+            self._link(*self.links.pop(0))
+        return self.entries
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _tree(self, disk: str, shown: str, rel: str, *, top: bool = False) -> None:
+        stack = [(disk, shown, rel)]
+        while stack and not self._stopped():
+            disk, shown, rel = stack.pop()
+            try:
+                with os.scandir(disk) as it:
+                    listing = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                if top:
+                    raise
+                self.entries.append(Unreadable(shown, rel, exc))
+                continue
+            top = False
+            subdirs: list[tuple[str, str, str]] = []
+            for entry in listing:
+                child = (entry.path, os.path.join(shown, entry.name), _join(rel, entry.name))
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # removed since the listing: nothing to report
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    if self.follow:
+                        self.links.append(child)
+                    else:
+                        self._skip(child, SkipReason.SYMLINK, _readlink(entry.path))
+                elif stat.S_ISDIR(st.st_mode):
+                    ident = (st.st_dev, st.st_ino)
+                    if self._first_visit(child, ident):
+                        subdirs.append(child)
+                elif stat.S_ISREG(st.st_mode):
+                    self.entries.append(
+                        Found(child[1], child[2], child[0], (st.st_dev, st.st_ino), st.st_size)
+                    )
+                else:
+                    self._skip(child, SkipReason.NOT_REGULAR, _kind(st.st_mode))
+            stack.extend(reversed(subdirs))
+
+    def _first_visit(self, child: tuple[str, str, str], ident: tuple[int, int]) -> bool:
+        """Record a directory; a second visit (a loop, or an alias) is skipped."""
+        earlier = self.visited.get(ident)
+        if earlier is None:
+            self.visited[ident] = child[2]
+            return True
+        rel = child[2]
+        if earlier == "" or rel.startswith(earlier + "/"):
+            self._skip(child, SkipReason.LOOP, f"leads back to {earlier or '.'}")
+        else:
+            self._skip(child, SkipReason.ALREADY_WALKED, f"as {earlier}")
+        return False
+
+    def _link(self, disk: str, shown: str, rel: str) -> None:
+        child = (disk, shown, rel)
+        try:
+            target = os.path.realpath(disk, strict=True)
+            st = os.stat(target)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._skip(child, SkipReason.LOOP, "links resolve in a circle")
+            else:
+                self._skip(child, SkipReason.BROKEN_SYMLINK, _readlink(disk))
+            return
+        if not _inside(target, self.root_real):
+            self._skip(child, SkipReason.OUTSIDE_ROOT, target)
+        elif stat.S_ISDIR(st.st_mode):
+            if self._first_visit(child, (st.st_dev, st.st_ino)):
+                self._tree(target, shown, rel)
+        elif stat.S_ISREG(st.st_mode):
+            self.entries.append(Found(shown, rel, target, (st.st_dev, st.st_ino), st.st_size))
+        else:
+            self._skip(child, SkipReason.NOT_REGULAR, _kind(st.st_mode))
+
+    def _skip(self, child: tuple[str, str, str], reason: SkipReason, detail: str | None) -> None:
+        self.entries.append(Skipped(child[1], child[2], reason, detail))
+
+
+def _join(rel: str, name: str) -> str:
+    return PurePath(rel, name).as_posix() if rel else PurePath(name).as_posix()
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return "-> " + os.readlink(path)
+    except OSError:
+        return None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "unknown type"

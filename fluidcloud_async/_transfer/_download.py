@@ -42,9 +42,7 @@ from .._exceptions import (
 from .._models import File
 from .._redact import redact_url
 from .._retry import Kind, call
-from ._buffers import CHUNK, call_in_thread
-from ._checksum import digest_of
-from ._progress import Progress, ProgressCallback
+from ._io import CHUNK, Progress, ProgressCallback, call_in_thread, digest_of
 from ._sources import fd_reader
 from ._storage import (
     MAX_ERROR_BODY,

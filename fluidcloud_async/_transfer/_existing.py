@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from .._models import File
-from ._buffers import pread_into
-from ._checksum import HASH_CHUNK, run_stoppable
-from ._sources import MemorySource, PathSource
-from ._tree import open_entry
+from ._io import HASH_CHUNK, pread_into, run_stoppable
+from ._sources import MemorySource, PathSource, open_entry
 
 if TYPE_CHECKING:
     from ._bulk import Job

@@ -40,11 +40,9 @@ import pydantic
 
 from .._exceptions import ApiError, SourceChangedError, UploadError, UploadExpiredError
 from .._models import File, UploadTicket
-from ._plan import part_count
-from ._scheduler import SlotPool
 from ._sources import PathSource, Source
 from ._storage import url_expiry
-from ._upload import Resume, UploadOptions, upload_file
+from ._upload import Resume, SlotPool, UploadOptions, part_count, upload_file
 
 if TYPE_CHECKING:
     from ._engine import Engine

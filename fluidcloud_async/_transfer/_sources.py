@@ -15,6 +15,7 @@ closed under a read that is still running.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import io
 import mimetypes
@@ -30,12 +31,16 @@ from typing import IO, Any, Protocol, overload
 import aiofiles.base
 import anyio
 
-from .._exceptions import MissingSourceError, NotRegularFileError, SourceChanged
-from .._types import UploadSource
+from .._exceptions import (
+    EntryReplacedError,
+    EntrySkipped,
+    MissingSourceError,
+    NotRegularFileError,
+    SourceChanged,
+)
+from .._types import SkipReason, UploadSource
 from .._validate_args import require_content_type, require_count, require_text
-from ._buffers import CHUNK, call_in_thread, pread_into
-from ._checksum import Sha256
-from ._tree import open_entry
+from ._io import CHUNK, Sha256, call_in_thread, pread_into
 
 DEFAULT_NAME = "upload.bin"
 
@@ -504,8 +509,6 @@ class Source(Protocol):
         once (spools, streams) hash on the way."""
 
 
-
-
 @dataclass(frozen=True)
 class _Described:
     """What every source class holds; subclasses say how to open it (:meth:`_reader`)."""
@@ -780,3 +783,22 @@ def _fileobj_size(fobj: Any) -> int | None:
     end = fobj.seek(0, io.SEEK_END)
     fobj.seek(start)
     return max(0, int(end) - int(start))
+
+
+def open_entry(path: str, flags: int, walked: tuple[int, int]) -> int:
+    """Open a file found by :func:`walk`: never through a symlink in its last component,
+    and only if it is still the file (device, inode) the walk saw; returns the fd."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            raise EntrySkipped(SkipReason.SYMLINK, "replaced by a symlink after the walk") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != walked:
+            raise EntryReplacedError(f"{path}: replaced since the directory walk; not uploaded")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

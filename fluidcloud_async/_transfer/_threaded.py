@@ -49,8 +49,7 @@ from .._exceptions import (
     ConnectFailed,
 )
 from .._redact import redact_url
-from ._body import FileBody, MemoryBody
-from ._buffers import BufferPool, pread_into, settle
+from ._io import BufferPool, FileBody, MemoryBody, pread_into, settle
 from ._storage import (
     MAX_ERROR_BODY,
     StoragePolicy,

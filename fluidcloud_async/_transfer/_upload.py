@@ -4,21 +4,40 @@ scan and mints the link).
 ``/complete`` is called only when every part has an ETag; a part that fails for good, an
 expired URL or a cancellation leaves the reserved upload uncompleted (the API has no abort
 endpoint, see the README's choice 9), and the error says which upload it was.
+
+**Plan.** Which byte range of the source goes to which presigned URL (:func:`plan`); a
+ticket with impossible parts is a :class:`ProtocolError`.
+
+**Slots.** A :class:`SlotPool` is shared by every file of an upload or a batch: the slot
+(and the read buffers that come with it) is taken *before* a part is read and given back
+when its PUT has finished, so the memory in use is bounded by the slot count, never by
+file sizes or file counts. Parts of one file run in an anyio task group: the first part
+that fails for good cancels its siblings at once, and a cancelled caller cancels them all.
+
+**Small files.** For a file of a few dozen KiB the streaming machinery costs more than the
+bytes: a ``digest_of`` pass in a worker thread, then ``loop.sendfile`` (transport flush,
+reading paused, a separate headers write) or pooled preadv buffers. Below
+:data:`SMALL_BODY` the body is read once into memory (one ``pread`` + hash in one worker
+call for descriptors; nothing to read and an inline hash for in-memory sources) and sent
+as a memory body whose bytes every retry re-sends. It is loaded inside the part's slot, so
+memory stays bounded by ``slots x SMALL_BODY``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 
 from .._exceptions import (
     ChecksumMismatchError,
+    PartsFailed,
     ProtocolError,
     SourceChanged,
     SourceChangedError,
@@ -26,15 +45,24 @@ from .._exceptions import (
     UploadExpiredError,
 )
 from .._models import File, UploadTicket
-from ._body import FileBody, MemoryBody
-from ._checksum import digest_of
 from ._engine import Engine
-from ._plan import Part, plan
-from ._progress import Progress, ProgressCallback
-from ._scheduler import PartsFailed, SlotPool, run_parts
-from ._small import SMALL_BODY, load_small
+from ._io import (
+    BUFFERS_PER_BODY,
+    CHUNK,
+    INLINE_HASH,
+    BufferPool,
+    FileBody,
+    MemoryBody,
+    Progress,
+    ProgressCallback,
+    call_in_thread,
+    digest_of,
+    pread_into,
+)
 from ._sources import Reader, Source, materialize
 from ._storage import ExpiredUrlError, put_with_retries
+
+# --- upload ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -327,3 +355,167 @@ def _verify(file: File, size: int, sha: str | None, ticket: UploadTicket) -> Non
             file_id=file.id,
             upload_id=ticket.upload_id,
         )
+
+
+# --- plan --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One PUT: bytes ``[offset, offset + length)`` of the source to ``url``.
+
+    ``number`` is the S3 part number (1-based); a single-PUT upload has one part numbered 0.
+    """
+
+    number: int
+    offset: int
+    length: int
+    url: str
+
+    def __repr__(self) -> str:  # the URL is a write credential
+        return f"Part(number={self.number}, offset={self.offset}, length={self.length})"
+
+
+def part_count(size: int, part_size: int) -> int:
+    """Parts of exactly ``part_size`` bytes (the last one smaller); an empty file has one."""
+    return max(1, -(-size // part_size))
+
+
+def plan(ticket: UploadTicket, size: int) -> list[Part]:
+    """The parts to PUT for ``ticket``; raises :class:`ProtocolError` on a ticket that
+    contradicts itself (missing URLs, wrong part count or numbering)."""
+    if not ticket.is_multipart:
+        if not ticket.upload_url:
+            raise _bad("a single-mode upload ticket without upload_url")
+        return [Part(0, 0, size, ticket.upload_url)]
+    if not ticket.upload_id or not ticket.part_size or ticket.part_size <= 0:
+        raise _bad("a multipart upload ticket without upload_id or part_size")
+    urls = sorted(ticket.part_urls or [], key=lambda p: p.part_number)
+    expected = part_count(size, ticket.part_size)
+    if len(urls) != expected:
+        raise _bad(
+            f"the ticket has {len(urls)} part URLs but {size} bytes at part_size "
+            f"{ticket.part_size} need {expected}"
+        )
+    parts: list[Part] = []
+    for index, entry in enumerate(urls, start=1):
+        if entry.part_number != index:
+            raise _bad(f"the ticket's part numbers are not 1..{expected}")
+        offset = (index - 1) * ticket.part_size
+        parts.append(Part(index, offset, min(ticket.part_size, size - offset), entry.url))
+    return parts
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError(message, method="POST", url="/uploads/initiate")
+
+
+# --- slots ---------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class SlotPool:
+    """``slots`` parts in flight at most, across every file that shares the pool."""
+
+    def __init__(self, slots: int, *, chunk_size: int = CHUNK) -> None:
+        if slots < 1:
+            raise ValueError("a slot pool needs at least one slot")
+        self.slots = slots
+        self._semaphore = anyio.Semaphore(slots)
+        self.buffers = BufferPool(chunk_size, keep=slots * BUFFERS_PER_BODY)
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+async def run_parts(
+    parts: Sequence[Part],
+    send: Callable[[Part, Any], Awaitable[T]],
+    pool: SlotPool,
+    *,
+    prepare: Callable[[Part], Awaitable[Any]] | None = None,
+) -> dict[int, T]:
+    """``send(part, prepared)`` for every part, at most ``pool.slots`` at once (shared).
+
+    ``prepare`` (sequential sources) runs in part order in this task once the part's slot
+    is held. Returns results by part number; raises :class:`PartsFailed` when any part
+    failed (after cancelling the rest).
+    """
+    results: dict[int, T] = {}
+    failures: dict[int, BaseException] = {}
+
+    async def one(part: Part, prepared: Any) -> None:
+        try:
+            results[part.number] = await send(part, prepared)
+        except Exception as exc:
+            failures[part.number] = exc
+            tg.cancel_scope.cancel()
+        finally:
+            pool.release()
+
+    async with anyio.create_task_group() as tg:
+        for part in parts:
+            await pool.acquire()
+            try:
+                prepared = await prepare(part) if prepare is not None else None
+            except Exception as exc:
+                pool.release()
+                failures[part.number] = exc
+                tg.cancel_scope.cancel()
+                break
+            except BaseException:
+                pool.release()
+                raise
+            tg.start_soon(one, part, prepared)
+    if failures:
+        raise PartsFailed(failures)
+    return results
+
+
+# --- small files ---------------------------------------------------------------
+
+#: Largest single-PUT body loaded whole into memory. Equal to the inline-hash limit: an
+#: in-memory source this small is hashed on the loop (~0.15 ms at 256 KiB, OpenSSL
+#: ~1.6 GiB/s), cheaper than a thread hop and well below the 1 MiB read chunk, so one
+#: read covers it. The copy sendfile avoids costs ~0.1 ms here; the per-file fixed costs
+#: it replaces (a hashing thread hop, the sendfile handshake) cost more. The in-flight
+#: memory (slots x 256 KiB) stays below the pooled path's 3 x 1 MiB buffers per slot.
+SMALL_BODY = INLINE_HASH
+
+
+def _shrank(n: int, size: int) -> ValueError:
+    return ValueError(f"the file shrank while uploading ({n} of {size} bytes)")
+
+
+def _read_fd(fd: int, base: int, size: int, hash_it: bool) -> tuple[bytearray, str | None]:
+    buf = bytearray(size)
+    n = pread_into(fd, memoryview(buf), base)
+    if n < size:
+        raise _shrank(n, size)
+    return buf, hashlib.sha256(buf).hexdigest() if hash_it else None
+
+
+async def load_small(reader: Reader, *, hash_it: bool) -> tuple[memoryview, str | None]:
+    """The whole content of a positional ``reader`` (<= :data:`SMALL_BODY` bytes) and its
+    SHA-256 hex digest (None unless ``hash_it``); raises ValueError when it is short."""
+    size = reader.size
+    known = reader.sha256
+    if reader.view is not None:
+        view = reader.view[:size]
+        sha = known or (hashlib.sha256(view).hexdigest() if hash_it else None)
+        return view, sha
+    if reader.fd is not None:
+        # A cancellation waits for the (short) call, so the descriptor outlives it.
+        buf, sha = await call_in_thread(
+            _read_fd, reader.fd, reader.base, size, hash_it and not known
+        )
+        return memoryview(buf), known or sha
+    out = memoryview(bytearray(size))
+    n = await reader.readinto(0, out) if size else 0
+    if n < size:
+        raise _shrank(n, size)
+    return out, known or (hashlib.sha256(out).hexdigest() if hash_it else None)

@@ -20,10 +20,9 @@ import anyio
 import click
 
 from .._client import AsyncFluidCloud
-from .._transfer._bulk import UploadResult
+from .._transfer._bulk import UploadResult, expand
 from .._transfer._existing import Existing, HashCache
-from .._transfer._items import expand
-from .._transfer._tree import SkipReason
+from .._types import SkipReason
 from .._validate_args import upload_options
 from ._context import get_settings, run_client
 from ._output import emit_json, error_line, human_bytes

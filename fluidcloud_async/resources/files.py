@@ -12,18 +12,16 @@ import anyio
 from .._exceptions import InfectedFileError, ProtocolError, ScanTimeoutError
 from .._models import File, Link, Preview, ScanStatus
 from .._pagination import AsyncPaginator
-from .._transfer._bulk import FileProgressCallback, JobPlan, UploadMany
+from .._ratelimit import RateLimit, rate_limiter
+from .._transfer._bulk import FileProgressCallback, JobPlan, UploadMany, expand
 from .._transfer._download import download_file
 from .._transfer._engine import Engine, StorageRoutes
 from .._transfer._existing import Existing, HashCache, check_jobs
-from .._transfer._items import expand
+from .._transfer._io import ProgressCallback
 from .._transfer._journal import journal_location, upload_resumable
-from .._transfer._progress import ProgressCallback
-from .._transfer._ratelimit import RateLimit, rate_limiter
-from .._transfer._scheduler import SlotPool
 from .._transfer._sources import describe
 from .._transfer._storage import StoragePolicy
-from .._transfer._upload import UploadOptions, upload_file
+from .._transfer._upload import SlotPool, UploadOptions, upload_file
 from .._types import NOT_GIVEN, DownloadTarget, NotGiven, UploadItems, UploadSource
 from .._validate_args import (
     optional_callback,

@@ -700,8 +700,8 @@ def test_any_error_body_maps_to_a_typed_error(
 
 # -- the transfer engine: part slicing, naming, argument checks ------------------------------
 
-from fluidcloud_async._transfer._plan import part_count, plan  # noqa: E402
 from fluidcloud_async._transfer._sources import describe  # noqa: E402
+from fluidcloud_async._transfer._upload import part_count, plan  # noqa: E402
 
 
 def _ticket(size: int, part_size: int, changes: dict[str, Any] | None = None) -> UploadTicket:

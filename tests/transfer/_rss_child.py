@@ -22,9 +22,8 @@ def rss_mib() -> float:
 
 async def main(origin: str, path: str, concurrency: int, sendfile: bool, checksum: bool) -> None:
     from fluidcloud_async import AsyncFluidCloud
-    from fluidcloud_async._transfer._scheduler import SlotPool
     from fluidcloud_async._transfer._sources import describe
-    from fluidcloud_async._transfer._upload import upload_file
+    from fluidcloud_async._transfer._upload import SlotPool, upload_file
     from fluidcloud_async._validate_args import upload_options
 
     async with AsyncFluidCloud("fck_test_rss", base_url=origin) as fc:

@@ -109,7 +109,7 @@ async def test_random_cancellation_leaks_nothing(
 async def test_cancel_from_progress_mid_upload(
     fc: AsyncFluidCloud, space: Space, emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fluidcloud_async._transfer._progress.MIN_INTERVAL", 0.0)
+    monkeypatch.setattr("fluidcloud_async._transfer._io.MIN_INTERVAL", 0.0)
     with anyio.CancelScope() as scope:
 
         def progress(sent: int, total: int) -> None:

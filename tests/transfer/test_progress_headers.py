@@ -30,7 +30,7 @@ async def test_small_upload_reports_once(fc: AsyncFluidCloud, space: Space) -> N
 async def test_every_chunk_monotonic_and_exact(
     fc: AsyncFluidCloud, space: Space, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, source: str
 ) -> None:
-    monkeypatch.setattr("fluidcloud_async._transfer._progress.MIN_INTERVAL", 0.0)
+    monkeypatch.setattr("fluidcloud_async._transfer._io.MIN_INTERVAL", 0.0)
     data = random_bytes(SIZE, seed=9)
     src: Any = data
     if source == "path":
@@ -53,7 +53,7 @@ async def test_every_chunk_monotonic_and_exact(
 async def test_rollback_on_retry_then_exact_total(
     fc: AsyncFluidCloud, space: Space, emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fluidcloud_async._transfer._progress.MIN_INTERVAL", 0.0)
+    monkeypatch.setattr("fluidcloud_async._transfer._io.MIN_INTERVAL", 0.0)
     emu.faults.drop_next_storage_puts = 3
     calls: list[int] = []
     file = await fc.files.upload(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fluidcloud_async import RateLimit
-from fluidcloud_async._transfer._ratelimit import WINDOW_MARGIN, RateLimiter
+from fluidcloud_async._ratelimit import WINDOW_MARGIN, RateLimiter
 
 
 class FakeTime:

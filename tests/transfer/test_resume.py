@@ -28,9 +28,8 @@ from fluidcloud_async import (
     UploadTicket,
 )
 from fluidcloud_async._transfer import _journal
-from fluidcloud_async._transfer._scheduler import SlotPool
 from fluidcloud_async._transfer._sources import describe
-from fluidcloud_async._transfer._upload import Resume, UploadOptions, upload_file
+from fluidcloud_async._transfer._upload import Resume, SlotPool, UploadOptions, upload_file
 from fluidcloud_async.emulator import Emulator
 
 from .conftest import MiB, download_bytes, random_bytes, sha, write

@@ -12,7 +12,7 @@ import pytest
 
 from fluidcloud_async import AsyncFluidCloud, Space
 from fluidcloud_async._exceptions import BadRequestError
-from fluidcloud_async._transfer import _small, _upload
+from fluidcloud_async._transfer import _upload
 from fluidcloud_async.emulator import Emulator
 
 from .conftest import download_bytes, random_bytes, sha, write
@@ -63,7 +63,7 @@ async def traced(emu: Emulator) -> AsyncIterator[tuple[AsyncFluidCloud, list[Any
 
 
 @pytest.mark.parametrize("source", ["path", "bytes", "fileobj"])
-@pytest.mark.parametrize("size", [0, 1, 64 * KiB, _small.SMALL_BODY])
+@pytest.mark.parametrize("size", [0, 1, 64 * KiB, _upload.SMALL_BODY])
 async def test_small_file_takes_fast_path_and_round_trips(
     fc: AsyncFluidCloud,
     space: Space,
@@ -94,7 +94,7 @@ async def test_above_threshold_streams(
     fc: AsyncFluidCloud, space: Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = Spy(monkeypatch)
-    data = random_bytes(_small.SMALL_BODY + 1, seed=5)
+    data = random_bytes(_upload.SMALL_BODY + 1, seed=5)
     file = await fc.files.upload(write(tmp_path / "big.bin", data), space.id)
     assert (spy.small, spy.hashed, spy.streamed) == (0, 1, 1)
     assert file.sha256 == sha(data)
@@ -134,7 +134,7 @@ async def test_fast_path_retries_resend_the_same_bytes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("fluidcloud_async._transfer._progress.MIN_INTERVAL", 0.0)
+    monkeypatch.setattr("fluidcloud_async._transfer._io.MIN_INTERVAL", 0.0)
     spy = Spy(monkeypatch)
     emu.faults.drop_next_storage_puts = 2
     data = random_bytes(100 * KiB, seed=7)
@@ -162,12 +162,12 @@ async def test_load_small_reports_a_short_file(
     tmp_path: Path,
 ) -> None:
     path = write(tmp_path / "s.bin", b"x" * 1000)
-    reader = _small.Reader()
+    reader = _upload.Reader()
     reader.size = 2000  # claims more than the file holds
     fd = os.open(path, os.O_RDONLY)
     try:
         reader.fd = fd
         with pytest.raises(ValueError, match="shrank"):
-            await _small.load_small(reader, hash_it=True)
+            await _upload.load_small(reader, hash_it=True)
     finally:
         os.close(fd)

@@ -15,7 +15,7 @@ from aiohttp import web
 from fluidcloud_async import ApiConnectionError, RateLimitError, ServerError, _retry
 from fluidcloud_async._exceptions import NotFoundError
 from fluidcloud_async._retry import RetryPolicy
-from fluidcloud_async._transfer._body import MemoryBody
+from fluidcloud_async._transfer._io import MemoryBody
 from fluidcloud_async._transfer._storage import (
     ExpiredUrlError,
     StoragePolicy,

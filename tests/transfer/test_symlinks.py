@@ -17,7 +17,8 @@ import anyio
 import pytest
 
 from fluidcloud_async import AsyncFluidCloud, SkipReason, Space, UploadResult
-from fluidcloud_async._transfer import _tree
+from fluidcloud_async._exceptions import EntryReplacedError
+from fluidcloud_async._transfer import _bulk
 from fluidcloud_async.emulator import Emulator
 
 from .conftest import download_bytes
@@ -156,9 +157,9 @@ async def test_file_swapped_for_a_link_after_the_walk_is_not_followed(
     (tree / "sub").mkdir(parents=True)
     (tree / "a.txt").write_bytes(b"alpha")
     (tree / "sub" / "b.txt").write_bytes(b"bravo")
-    real_walk = _tree.walk
+    real_walk = _bulk.walk
 
-    def walk_then_swap(root: str, **kwargs: object) -> list[_tree.Entry]:
+    def walk_then_swap(root: str, **kwargs: object) -> list[_bulk.Entry]:
         entries = real_walk(root, **kwargs)  # type: ignore[arg-type]
         # The attacker's move, between the walk and the opening of each file.
         os.remove(tree / "a.txt")
@@ -168,13 +169,13 @@ async def test_file_swapped_for_a_link_after_the_walk_is_not_followed(
         (tmp_path / "b.txt").write_bytes(SECRET)
         return entries
 
-    monkeypatch.setattr("fluidcloud_async._transfer._items.walk", walk_then_swap)
+    monkeypatch.setattr("fluidcloud_async._transfer._bulk.walk", walk_then_swap)
     results = await fc.files.upload_many(tree, space.id, keys_from_paths=True)
     by = _by_rel(results)
     assert by["a.txt"].skipped is SkipReason.SYMLINK
     assert by["a.txt"].skip_detail == "replaced by a symlink after the walk"
     # ... but it is not the file the walk saw (device, inode): refused as a failure.
-    assert isinstance(by["sub/b.txt"].error, _tree.EntryReplacedError)
+    assert isinstance(by["sub/b.txt"].error, EntryReplacedError)
     assert "replaced since the directory walk" in str(by["sub/b.txt"].error)
     assert await _stored(fc, space) == {}
 
@@ -186,13 +187,13 @@ async def test_walk_runs_in_a_worker_thread(
     tree.mkdir()
     (tree / "a").write_bytes(b"a")
     threads: list[threading.Thread] = []
-    real_walk = _tree.walk
+    real_walk = _bulk.walk
 
-    def recording_walk(root: str, **kwargs: object) -> list[_tree.Entry]:
+    def recording_walk(root: str, **kwargs: object) -> list[_bulk.Entry]:
         threads.append(threading.current_thread())
         return real_walk(root, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("fluidcloud_async._transfer._items.walk", recording_walk)
+    monkeypatch.setattr("fluidcloud_async._transfer._bulk.walk", recording_walk)
     batch = fc.files.upload_many(tree, space.id)
     assert threads == []  # nothing walked by the call itself
     assert [r.ok for r in await batch] == [True]
@@ -211,15 +212,15 @@ async def test_cancel_during_the_walk_stops_it(
     (tree / "d" / "f").write_bytes(b"x")
     entered, release = threading.Event(), threading.Event()
     stops: list[threading.Event] = []
-    real_walk = _tree.walk
+    real_walk = _bulk.walk
 
-    def slow_walk(root: str, **kwargs: Any) -> list[_tree.Entry]:
+    def slow_walk(root: str, **kwargs: Any) -> list[_bulk.Entry]:
         stops.append(kwargs["stop"])
         entered.set()
         release.wait(10)  # a walk of a huge tree, still running when the caller gives up
         return real_walk(root, **kwargs)
 
-    monkeypatch.setattr("fluidcloud_async._transfer._items.walk", slow_walk)
+    monkeypatch.setattr("fluidcloud_async._transfer._bulk.walk", slow_walk)
     before = sum(emu.stats.requests.values())
     try:
         with anyio.CancelScope() as scope:

@@ -264,7 +264,7 @@ async def test_cancelling_during_a_stuck_tls_handshake_is_prompt(
     """A storage host that accepts TCP but never answers the TLS handshake: the connect
     happens on the loop, the handshake in the thread, and a cancel stops both at once."""
     from fluidcloud_async._retry import RetryPolicy
-    from fluidcloud_async._transfer._body import MemoryBody
+    from fluidcloud_async._transfer._io import MemoryBody
     from fluidcloud_async._transfer._storage import StoragePolicy, put_with_retries
 
     accepted: list[asyncio.StreamWriter] = []

@@ -54,15 +54,15 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from .._exceptions import RateLimitError
-from .._retry import ClientClosed
-from .._validate_args import require_fraction, require_positive_int, require_seconds
+from ._exceptions import RateLimitError
+from ._retry import ClientClosed
+from ._validate_args import require_fraction, require_positive_int, require_seconds
 
 if TYPE_CHECKING:
     import redis.asyncio
     from limits.aio.storage import RedisStorage
 
-    from .._transport import Transport
+    from ._transport import Transport
 
 #: Fraction added to every window (arrival-time jitter between us and the server).
 WINDOW_MARGIN = 0.02
