@@ -54,8 +54,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ._exceptions import RateLimitError
-from ._retry import ClientClosed
+from ._exceptions import ClientClosed, RateLimitError
 from ._validate_args import require_fraction, require_positive_int, require_seconds
 
 if TYPE_CHECKING:

@@ -48,11 +48,9 @@ from ._exceptions import (
     RateLimitError,
 )
 
-__all__ = [  # ConnectFailed and ClientClosed: re-exported for their old importers
+__all__ = [
     "MAX_RETRY_AFTER",
     "RETRIED",
-    "ClientClosed",
-    "ConnectFailed",
     "Failure",
     "Kind",
     "RetryEvent",

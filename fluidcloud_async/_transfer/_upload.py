@@ -37,6 +37,7 @@ import anyio.lowlevel
 
 from .._exceptions import (
     ChecksumMismatchError,
+    ExpiredUrlError,
     PartsFailed,
     ProtocolError,
     SourceChanged,
@@ -60,7 +61,7 @@ from ._io import (
     pread_into,
 )
 from ._sources import Reader, Source, materialize
-from ._storage import ExpiredUrlError, put_with_retries
+from ._storage import put_with_retries
 
 # --- upload ------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio
 
 from fluidcloud_async import AsyncFluidCloud, RateLimit
+from fluidcloud_async._exceptions import ClientClosed
 from fluidcloud_async._ratelimit import RateLimiter, rate_limiter
-from fluidcloud_async._retry import ClientClosed
 
 URI = "redis://fake:6379/0"
 API_KEY = "fck_test_secret-key-0123456789"
