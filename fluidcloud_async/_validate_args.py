@@ -261,14 +261,20 @@ def optional_hash_cache(value: Any) -> HashCache | None:
     raise TypeError(f"hash_cache must be a path or a HashCache, not {_type_name(value)}")
 
 
+def require_path(value: str | os.PathLike[str] | os.PathLike[bytes], what: str) -> str:
+    """A non-empty path as ``str`` (``bytes`` paths decoded as the filesystem does)."""
+    path = os.fspath(value)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not path:
+        raise ValueError(f"{what} is empty")
+    return path
+
+
 def require_destination(dest: Any) -> Any:
     """A download destination: a path whose folder exists, or a writable binary file."""
     if isinstance(dest, (str, os.PathLike)):
-        path = os.fspath(dest)
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if not path:
-            raise ValueError("the destination path is empty")
+        path = require_path(dest, "the destination path")
         if os.path.isdir(path):
             raise ValueError(f"{path!r} is a directory: give the file's path")
         path = os.path.abspath(path)

@@ -39,7 +39,7 @@ from .._exceptions import (
     SourceChanged,
 )
 from .._types import SkipReason, UploadSource
-from .._validate_args import require_content_type, require_count, require_text
+from .._validate_args import require_content_type, require_count, require_path, require_text
 from ._io import CHUNK, Sha256, call_in_thread, pread_into
 
 DEFAULT_NAME = "upload.bin"
@@ -696,11 +696,7 @@ def _classify(source: Any) -> tuple[type[_Described], int | None, str]:
     if isinstance(source, bool) or source is None or isinstance(source, (int, float)):
         raise TypeError(f"cannot upload a {type(source).__name__}: pass a path, bytes or a file")
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if not path:
-            raise ValueError("the path to upload is empty")
+        path = require_path(source, "the path to upload")
         try:
             st = os.stat(path)
         except FileNotFoundError:
