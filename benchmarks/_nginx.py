@@ -7,7 +7,8 @@ nginx read the body (into one in-memory buffer larger than a part, never a temp 
 before the content phase, whose 404/405 for a ``PUT`` becomes ``200`` with the ETag that
 the part URL carries in its ``etag`` query parameter, quoted. (``return 200`` alone would
 answer after the first bytes and discard the rest in the background: measured, it answers
-after 64 KiB of a 4 MiB body.) Keep-alive holds across parts.
+after 64 KiB of a 4 MiB body.) Keep-alive holds across parts. Given a ``static``
+directory, ``GET /static/NAME`` serves its files (ranges included), for download rows.
 
 The CA: ``trustme`` when it is installed, else the ``openssl`` command line. Clients get
 it as ``SSL_CERT_FILE`` (Python's ``ssl.create_default_context``, so aiohttp and httpx) or
@@ -101,19 +102,27 @@ def _built_without(nginx: str) -> set[str]:
     return {d for d, m in _TEMP_PATHS.items() if f"--without-http_{m}_module" in text}
 
 
-def _q(path: Path) -> str:
+def _q(path: Path | str) -> str:
     """A path as one quoted nginx parameter (spaces or semicolons in a temp dir's name)."""
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def config_text(
-    prefix: Path, port: int, certs: dict[str, Path], body_buffer: int, nginx: str
+    prefix: Path,
+    port: int,
+    certs: dict[str, Path],
+    body_buffer: int,
+    nginx: str,
+    static: Path | None = None,
 ) -> str:
     temp = prefix / "temp"
     paths = [f"client_body_temp_path {_q(temp / 'body')};"]
     skip = _built_without(nginx)
     paths += [f"{d} {_q(temp / d.split('_')[0])};" for d in _TEMP_PATHS if d not in skip]
     temp_lines = "\n    ".join(paths)
+    # Before "location /", whose error_page turns every 404 into a stored PUT's 200.
+    # alias of a directory: the trailing slash belongs inside the quotes.
+    files = "" if static is None else f"location /static/ {{ alias {_q(f'{static}/')}; }}"
     return f"""
 daemon off;
 master_process off;
@@ -123,7 +132,8 @@ error_log {_q(prefix / "error.log")} warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    log_format bench '$request_method $status $content_length $connection_requests';
+    log_format bench '$request_method $status $content_length $connection_requests '
+                     '$body_bytes_sent';
     {temp_lines}
     keepalive_requests 1000000;
     keepalive_timeout 300s;
@@ -136,6 +146,7 @@ http {{
         client_max_body_size 0;
         client_body_buffer_size {body_buffer};
         client_body_timeout 300s;
+        {files}
         location / {{
             root {_q(prefix / "empty")};
             mirror /_read_body;
@@ -156,11 +167,14 @@ class NginxSink:
     """``with NginxSink(prefix, certs, part_size) as sink: sink.origin, sink.stats()``.
 
     ``stats()``: the server's CPU-seconds so far, the PUTs answered 200 with the sum of
-    their ``Content-Length`` (from its access log, written once a body has been read), and
-    the connections that carried them (keep-alive: one per client connection, not per part).
+    their ``Content-Length`` (from its access log, written once a body has been read), the
+    GETs answered 200/206 with the body bytes sent, and the connections that carried them
+    (keep-alive: one per client connection, not per part or range).
     """
 
-    def __init__(self, prefix: Path, certs: dict[str, Path], part_size: int) -> None:
+    def __init__(
+        self, prefix: Path, certs: dict[str, Path], part_size: int, static: Path | None = None
+    ) -> None:
         nginx = nginx_path()
         if nginx is None:
             raise RuntimeError("nginx is not installed")
@@ -172,6 +186,9 @@ class NginxSink:
         self._log_pos = 0
         self._puts = 0
         self._body_bytes = 0
+        self._static = static
+        self._gets = 0
+        self._sent_bytes = 0
         self._other = 0
         self._connections = 0
         self.port = 0
@@ -184,7 +201,14 @@ class NginxSink:
         self.port = _free_port()
         conf = self._prefix / "nginx.conf"
         conf.write_text(
-            config_text(self._prefix, self.port, self._certs, self._body_buffer, self._nginx)
+            config_text(
+                self._prefix,
+                self.port,
+                self._certs,
+                self._body_buffer,
+                self._nginx,
+                self._static,
+            )
         )
         error_log = self._prefix / "error.log"
         argv = [self._nginx, "-p", str(self._prefix), "-e", str(error_log), "-c", str(conf)]
@@ -230,19 +254,30 @@ class NginxSink:
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
         self._log_pos += end
         for line in data[:end].splitlines():
-            method, status, length, nth = line.decode().split()
+            method, status, length, nth, sent = line.decode().split()
             self._connections += nth == "1"  # the first request on its connection
             if method == "PUT" and status == "200" and length.isdigit():
                 self._puts += 1
                 self._body_bytes += int(length)
+            elif method == "GET" and status in ("200", "206"):
+                self._gets += 1
+                self._sent_bytes += int(sent)
             else:
                 self._other += 1
 
-    def stats(self, expect_puts: int | None = None) -> dict[str, Any]:
-        """Counters; with ``expect_puts``, waits (briefly) until that many PUTs are logged."""
+    def stats(
+        self, expect_puts: int | None = None, expect_sent: int | None = None
+    ) -> dict[str, Any]:
+        """Counters; with ``expect_puts`` (``expect_sent``), waits briefly until that many
+        PUTs (GET body bytes) are logged."""
         deadline = time.monotonic() + LOG_SETTLE
         self._read_log()
-        while expect_puts is not None and self._puts < expect_puts:  # bounded by LOG_SETTLE
+
+        def short() -> bool:
+            puts = expect_puts is not None and self._puts < expect_puts
+            return puts or (expect_sent is not None and self._sent_bytes < expect_sent)
+
+        while short():  # bounded by LOG_SETTLE
             if time.monotonic() > deadline:
                 break
             time.sleep(0.02)
@@ -250,6 +285,8 @@ class NginxSink:
         return {
             "puts": self._puts,
             "body_bytes": self._body_bytes,
+            "gets": self._gets,
+            "sent_bytes": self._sent_bytes,
             "other_requests": self._other,
             "connections": self._connections,
             "server_cpu_s": self._cpu_seconds(),

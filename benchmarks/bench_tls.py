@@ -10,6 +10,14 @@ process: a raw TLS ceiling, curl ``--parallel``, curl running beside ``openssl d
 ``fluidcloud_async`` with the checksum on (the default) and off. The SDK rows also record
 how late a 5 ms timer on the caller's event loop fires during the upload, and the CPU of
 each of their threads (event loop, workers).
+
+Downloads (rows ``download: ...``): nginx serves the same file from a static location; in
+every repetition, in rotated order: one curl GET, curl ``--parallel`` of 16 MiB ranges 4
+at a time, and ``files.download`` (16 MiB ranges, ``max_concurrency=4``) through aiohttp
+and through worker threads, verify off (the SHA-256 pass afterwards does not depend on the
+transport) and on (the default). Every client writes into one scratch directory
+(``/dev/shm`` when there is one: the disk's writeback is not what is measured).
+``FLUIDCLOUD_BENCH_TLS_ROWS=upload|download`` runs one half only.
 """
 
 from __future__ import annotations
@@ -74,6 +82,16 @@ SDK_OFF = f"fluidcloud_async c={CONCURRENCY} checksum off"
 SDK_ON_AIO = f"fluidcloud_async c={CONCURRENCY} checksum on, aiohttp TLS"
 SDK_OFF_AIO = f"fluidcloud_async c={CONCURRENCY} checksum off, aiohttp TLS"
 SDK_ROWS = (SDK_ON, SDK_OFF, SDK_ON_AIO, SDK_OFF_AIO)
+DL_CONCURRENCY = 4  # files.download's default max_concurrency
+DL_RANGE = 16 * 1024 * 1024  # _download.RANGE_PART
+DL_CURL = "download: curl, one GET"
+DL_CURL_PAR = f"download: curl --parallel, 16 MiB ranges × {DL_CONCURRENCY}"
+DL_AIO = f"download: fluidcloud_async c={DL_CONCURRENCY} verify off, aiohttp TLS"
+DL_THREADS = f"download: fluidcloud_async c={DL_CONCURRENCY} verify off, threads"
+DL_THREADS_VERIFY = f"download: fluidcloud_async c={DL_CONCURRENCY} verify on (default)"
+DL_AIO_VERIFY = f"download: fluidcloud_async c={DL_CONCURRENCY} verify on, aiohttp TLS"
+DL_SDK_ROWS = (DL_AIO, DL_THREADS, DL_THREADS_VERIFY, DL_AIO_VERIFY)
+ROWS_ENV = "FLUIDCLOUD_BENCH_TLS_ROWS"
 KEYS = (
     *SUMMARY_KEYS,
     "ratio_curl_sha",
@@ -275,6 +293,138 @@ async def sdk_tls(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
     }
 
 
+async def sdk_download(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
+    """``fc.files.download(file_id, dest)``, unmodified, of a record whose presigned URL is
+    nginx's static file (the record and the URL are stubbed: no API round trip is timed),
+    with the loop-lag probe and CPU by thread of :func:`sdk_tls`."""
+    if args.get("transport"):
+        os.environ["FLUIDCLOUD_STORAGE_TRANSPORT"] = args["transport"]
+    from fluidcloud_async import AsyncFluidCloud, File
+
+    record = File(id="bench", original_name="payload.bin", size=args["size"], sha256=args["sha256"])
+
+    async def get(file_id: str) -> File:
+        return record
+
+    async def download_url(file_id: str) -> str:
+        return str(args["url"])
+
+    lags: list[float] = []
+    async with AsyncFluidCloud(api_key=args["api_key"], base_url=args["base_url"]) as fc:
+        fc.files.get = get  # type: ignore[method-assign]
+        fc.files.download_url = download_url  # type: ignore[method-assign]
+        probe = asyncio.ensure_future(_lag_probe(lags))
+        await asyncio.sleep(0)
+        before = thread_cpu()
+        meter.start()
+        await fc.files.download(
+            "bench", args["dest"], max_concurrency=args["concurrency"], verify=args["verify"]
+        )
+        meter.stop()
+        after = thread_cpu()
+        probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
+    p99, worst = percentile(lags, 99), max(lags, default=None)
+    return {
+        "bytes": args["size"],
+        "lag_samples": len(lags),
+        "lag_p99_ms": None if p99 is None else p99 * 1000,
+        "lag_max_ms": None if worst is None else worst * 1000,
+        "thread_cpu_s": _cpu_by_label(before, after),
+    }
+
+
+def _download_clients(
+    url: str, size: int, digest: str, scratch: Path, ca: Path, base_url: str, notes: list[str]
+) -> list[tuple[str, str, Any]]:
+    clients: list[tuple[str, str, Any]] = []
+    curl = _baselines.curl_path()
+    if curl:
+        common = [curl, "--silent", "--show-error", "--fail", "--cacert", str(ca)]
+        clients.append((DL_CURL, "command", [*common, "-o", str(scratch / "curl.bin"), url]))
+        lines = []
+        for i, start in enumerate(range(0, size, DL_RANGE)):
+            end = min(size, start + DL_RANGE) - 1
+            lines += [f'url = "{url}"', f'range = "{start}-{end}"']
+            lines.append(f'output = "{scratch / f"range-{i:05d}"}"')
+        config = scratch.parent / "download-curl.cfg"
+        config.write_text("\n".join(lines) + "\n")
+        parallel = ["--parallel", "--parallel-max", str(DL_CONCURRENCY), "--config", str(config)]
+        clients.append((DL_CURL_PAR, "command", [*common, *parallel]))
+    else:
+        notes.append("curl is not installed: no curl download rows.")
+    for name, transport, verify in (
+        (DL_AIO, "aiohttp", False),
+        (DL_THREADS, "threads", False),
+        (DL_THREADS_VERIFY, None, True),
+        (DL_AIO_VERIFY, "aiohttp", True),
+    ):
+        args = {
+            "transport": transport,
+            "api_key": API_KEY,
+            "base_url": base_url,
+            "url": f"{url}?X-Amz-Signature=bench",
+            "size": size,
+            "sha256": digest if verify else None,
+            "verify": verify,
+            "dest": str(scratch / "sdk.bin"),
+            "concurrency": DL_CONCURRENCY,
+        }
+        clients.append((name, "python", (f"{__name__}:sdk_download", args)))
+    return clients
+
+
+def _one_download(
+    storage: NginxSink,
+    kind: str,
+    spec: Any,
+    size: int,
+    scratch: Path,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """One measured download, checked against the GET bytes nginx logged; the scratch
+    directory is emptied afterwards."""
+    before = storage.stats()
+    try:
+        if kind == "command":
+            run = run_command(spec, env=env)
+            run.pop("stdout")
+        else:
+            target, args = spec
+            run = run_python(target, args, env=env)
+    except ClientFailed as exc:
+        return failure(exc)
+    finally:
+        written = sum(p.stat().st_size for p in scratch.iterdir())
+        for leftover in scratch.iterdir():
+            leftover.unlink()
+    after = storage.stats(expect_sent=before["sent_bytes"] + size)
+    sent = after["sent_bytes"] - before["sent_bytes"]
+    if sent != size or written != size:
+        return {"error": f"nginx sent {sent} bytes, {written} written; expected {size}"}
+    figures = per_run_figures(run, size)
+    figures["connections"] = after["connections"] - before["connections"]
+    sink_cpu = after["server_cpu_s"] - before["server_cpu_s"]
+    figures["sink_cpu_share"] = sink_cpu / figures["wall_s"] if figures["wall_s"] else None
+    return figures
+
+
+def _scratch(data_dir: Path) -> Path:
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else data_dir
+    scratch = base / f"fluidcloud-bench-tls-{os.getpid()}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 # -- the group ----------------------------------------------------------------------------
 def _plan(settings: Settings) -> dict[str, Any]:
     if settings.quick:
@@ -369,11 +519,15 @@ def run(settings: Settings) -> dict[str, Any]:
         "during the upload (99th percentile). *CPU × curl* is the client's CPU per GiB over "
         "curl's in the same repetition.",
     ]
+    halves = os.environ.get(ROWS_ENV, "").strip().lower()
+    uploads, downloads = halves != "download", halves != "upload"
+    scratch = _scratch(data_dir)
+    digest = _sha256(path) if downloads else ""
     reps: list[dict[str, dict[str, Any]]] = []
     profiles: dict[str, Any] = {}
     config = {"part_size": part_size, "multipart_threshold": part_size}
     with (
-        NginxSink(data_dir / "nginx", certs, part_size) as storage,
+        NginxSink(data_dir / "nginx", certs, part_size, static=data_dir) as storage,
         ServerProcess(
             "benchmarks._sink:start", {**config, "storage_origin": storage.origin}
         ) as api,
@@ -384,12 +538,19 @@ def run(settings: Settings) -> dict[str, Any]:
         ticket = _baselines.api_post(api_url, API_KEY, "/uploads/initiate", body)
         parts = _baselines.part_layout(ticket, size)
         clients = _clients(parts, path, data_dir, certs["ca"], api.info["origin"], size, notes)
+        url = f"{storage.origin}/static/{path.name}"
+        dl_clients = _download_clients(
+            url, size, digest, scratch, certs["ca"], api.info["origin"], notes
+        )
         common = {"path": str(path), "parts": parts}
         for rep in range(plan["reps"]):
             settings.say(f"[{NAME}] repetition {rep + 1}/{plan['reps']} ({negotiated})")
             results: dict[str, dict[str, Any]] = {}
-            for name, kind, spec in rotate(clients, rep):
+            for name, kind, spec in rotate(clients, rep) if uploads else []:
                 results[name] = _one(storage, kind, spec, common, size, len(parts), env)
+                settings.say(f"  {name:45s} {_line(results[name])}")
+            for name, kind, spec in rotate(dl_clients, rep) if downloads else []:
+                results[name] = _one_download(storage, kind, spec, size, scratch, env)
                 settings.say(f"  {name:45s} {_line(results[name])}")
             _add_ratios(results)
             reps.append(results)
@@ -399,6 +560,7 @@ def run(settings: Settings) -> dict[str, Any]:
             settings.say(f"  profiling {name} (py-spy --native)")
             target, args = next(spec for n, _, spec in clients if n == name)
             profiles[name] = profile_python(target, {**common, **args}, native=True, env=env)
+    shutil.rmtree(scratch, ignore_errors=True)
     if not settings.quick:
         shutil.rmtree(data_dir / "parts", ignore_errors=True)
     return {
@@ -410,6 +572,9 @@ def run(settings: Settings) -> dict[str, Any]:
             "parts": len(parts),
             "reps": plan["reps"],
             "concurrency": CONCURRENCY,
+            "download_concurrency": DL_CONCURRENCY,
+            "download_range": DL_RANGE,
+            "rows": halves or "upload and download",
             "tls": negotiated,
             "lag_period_ms": LAG_PERIOD * 1000,
             "date": started,
@@ -486,8 +651,14 @@ def _add_ratios(results: dict[str, dict[str, Any]]) -> None:
         return {} if run.get("error") else run
 
     raw, curl, both = good(RAW), good(CURL), good(CURL_SHA)
-    for run in results.values():
+    for name, run in results.items():
         if run.get("error"):
+            continue
+        if name.startswith("download:"):  # against curl fetching the same ranges
+            ref = good(DL_CURL_PAR)
+            run["ratio_curl"] = run["mib_s"] / ref["mib_s"] if ref.get("mib_s") else None
+            cpu = ref.get("cpu_s_per_gib")
+            run["cpu_vs_curl"] = run["cpu_s_per_gib"] / cpu if cpu else None
             continue
         for key, ref, field in (
             ("ratio_raw", raw, "mib_s"),
@@ -502,7 +673,7 @@ def _add_ratios(results: dict[str, dict[str, Any]]) -> None:
 def _cpu_by_thread(reps: list[dict[str, dict[str, Any]]], size: int) -> dict[str, Any]:
     """Per SDK row: median CPU-seconds per GiB of each kind of thread."""
     out: dict[str, dict[str, float | None]] = {}
-    for name in SDK_ROWS:
+    for name in (*SDK_ROWS, *DL_SDK_ROWS):
         runs = [r[name] for r in reps if name in r and not r[name].get("error")]
         labels = sorted({label for r in runs for label in r.get("thread_cpu_s", {})})
         per_gib = {
@@ -570,6 +741,23 @@ def _targets(
                 name,
             )
         )
+    threads = summary.get(DL_THREADS, {})
+    out += [
+        make_target(
+            "TLS download, threads: throughput / curl --parallel ranges",
+            ">= 1.0",
+            threads.get("ratio_curl"),
+            at_least(threads.get("ratio_curl"), 1.0),
+            DL_THREADS,
+        ),
+        make_target(
+            "TLS download, threads: caller's event-loop lag p99, ms",
+            "<= 5",
+            threads.get("lag_p99_ms"),
+            at_most(threads.get("lag_p99_ms"), 5.0),
+            DL_THREADS,
+        ),
+    ]
     for name in (SDK_ON, SDK_OFF):
         label = "default" if name == SDK_ON else "checksum off"
         worst = worst_growth(name)

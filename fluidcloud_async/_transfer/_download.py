@@ -23,13 +23,11 @@ import re
 import secrets
 import stat
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import anyio
-from yarl import URL
 
 from .._exceptions import (
     ApiConnectionError,
@@ -42,18 +40,12 @@ from .._exceptions import (
 from .._models import File
 from .._redact import redact_url
 from .._retry import Kind, call
-from ._io import CHUNK, Progress, ProgressCallback, call_in_thread, digest_of
+from ._io import Progress, ProgressCallback, call_in_thread, digest_of
 from ._sources import fd_reader
-from ._storage import (
-    MAX_ERROR_BODY,
-    StoragePolicy,
-    connection_error,
-    raise_if_closed,
-    storage_error,
-)
+from ._storage import Chunks, StoragePolicy
 
 if TYPE_CHECKING:
-    from ._engine import ApiCalls, Engine
+    from ._engine import ApiCalls, Engine, StorageRoutes
 
 #: Size of one ranged GET; files of at least two of these go in parallel.
 RANGE_PART = 16 << 20
@@ -63,7 +55,8 @@ MAX_URL_REFRESHES = 3
 #: Name length assumed where the filesystem does not say (``pathconf`` fails or is unlimited).
 DEFAULT_NAME_MAX = 255
 
-Write = Callable[[list[bytes], int], Awaitable[None]]
+Write = Callable[[Chunks, int], Awaitable[None]]
+PWrite = Callable[[Chunks, int], None]
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 _SAFE_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}")
@@ -98,78 +91,83 @@ class _Url:
             return self.value
 
 
+class _Range:
+    """One range's GET state across attempts: the :class:`._storage.GetSink` of each."""
+
+    def __init__(
+        self,
+        start: int,
+        end: int | None,
+        write: Write,
+        pwrite: PWrite | None,
+        progress: Progress,
+        *,
+        ranged: bool,
+        file_id: str,
+    ) -> None:
+        self.start, self.end, self.pos = start, end, start
+        self._write = write
+        self.pwrite = pwrite
+        self._progress = progress
+        self._ranged = ranged
+        self.file_id = file_id
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept-Encoding": "identity"}
+        if self._asks_range():  # a retry resumes from the last byte written
+            end = self.end
+            headers["Range"] = f"bytes={self.pos}-" + ("" if end is None else str(end - 1))
+        return headers
+
+    def _asks_range(self) -> bool:
+        return self._ranged or self.pos > self.start
+
+    def check(self, status: int, headers: Mapping[str, str]) -> None:
+        """Refuse, before reading its body, an answer that breaks the protocol."""
+        if self._asks_range() and status != 206:
+            if self.pos > self.start:
+                raise DownloadError("the storage ignored a Range request on resume")
+            raise _NoRanges
+        _check_answer(status, headers, self.pos, self.end, self.file_id)
+
+    def admit(self, n: int) -> None:
+        """Refuse ``n`` more bytes (before any is written) if they pass the range's end."""
+        end = self.end
+        if end is not None and self.pos + n > end:
+            raise StorageProtocolError(
+                f"file {self.file_id}: the storage sent more than the "
+                f"{end - self.start} bytes asked for{_span(self.start, end)}",
+                file_id=self.file_id,
+            )
+
+    async def deliver(self, chunks: Chunks, n: int) -> None:
+        await self._write(chunks, self.pos)
+        self.pos += n
+        await self._progress.add(n)
+
+    async def count(self, n: int) -> None:
+        await self._progress.add(n)
+
+
 async def _get_range(
-    session: aiohttp.ClientSession,
+    routes: StorageRoutes,
     url: _Url,
-    start: int,
-    end: int | None,
-    write: Write,
-    progress: Progress,
+    part: _Range,
     policy: StoragePolicy,
-    *,
-    ranged: bool,
-    file_id: str,
 ) -> int:
-    """GET bytes ``[start, end)`` (``end`` None: to the end), resuming after drops under the
-    client's retry policy; an expired URL is refreshed (not a retry).
+    """GET bytes ``[start, end)`` of ``part`` (``end`` None: to the end), resuming after
+    drops under the client's retry policy; an expired URL is refreshed (not a retry).
 
     Never writes past ``end``: more bytes raise :class:`StorageProtocolError` (not retried).
     Returns the number of bytes written."""
-    pos = start
+    start, end = part.start, part.end
 
     async def attempt(number: int) -> int:
-        nonlocal pos
-        headers = {"Accept-Encoding": "identity"}
-        if ranged or pos > start:  # a retry resumes from the last byte written
-            headers["Range"] = f"bytes={pos}-" + ("" if end is None else str(end - 1))
-        try:
-            # auto_decompress=False: the bytes counted and written are the bytes received,
-            # so a small compressed body cannot inflate past the size checks.
-            async with session.get(
-                URL(current, encoded=True),
-                headers=headers,
-                timeout=policy.client_timeout(),
-                auto_decompress=False,
-            ) as resp:
-                if resp.status >= 300:
-                    body = await resp.content.read(MAX_ERROR_BODY)
-                    raise storage_error(resp.status, body, "GET", current, resp.headers)
-                if "Range" in headers and resp.status != 206:
-                    if pos > start:
-                        raise DownloadError("the storage ignored a Range request on resume")
-                    raise _NoRanges
-                _check_answer(resp, pos, end, file_id)
-                batch: list[bytes] = []
-                batched = 0
-                async for chunk in resp.content.iter_any():
-                    if end is not None and pos + batched + len(chunk) > end:
-                        # Checked before anything of the chunk is written or buffered.
-                        raise StorageProtocolError(
-                            f"file {file_id}: the storage sent more than the "
-                            f"{end - start} bytes asked for{_span(start, end)}",
-                            file_id=file_id,
-                        )
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    if batched >= CHUNK:
-                        await write(batch, pos)
-                        pos += batched
-                        await progress.add(batched)
-                        batch, batched = [], 0
-                if batch:
-                    await write(batch, pos)
-                    pos += batched
-                    await progress.add(batched)
-        except ApiError:  # first: PermissionError (403) is an OSError too
-            raise
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise connection_error(exc, "GET", current) from None
-        except RuntimeError:
-            raise_if_closed(session, "GET", current)
-            raise
-        if end is not None and pos != end:
-            raise ApiConnectionError(f"the body ended at byte {pos} of {end}", method="GET")
-        return pos - start
+        # Per attempt: the transport follows the (possibly refreshed) URL's scheme.
+        await routes.for_url(current).get(current, part, policy=policy)
+        if end is not None and part.pos != end:
+            raise ApiConnectionError(f"the body ended at byte {part.pos} of {end}", method="GET")
+        return part.pos - start
 
     while True:
         current = url.value
@@ -182,16 +180,17 @@ async def _get_range(
         except ClientClosed:
             raise
         except (ApiError, ApiConnectionError) as failure:
-            raise DownloadError(f"downloading bytes {pos}.. failed: {failure}") from failure
+            raise DownloadError(f"downloading bytes {part.pos}.. failed: {failure}") from failure
 
 
 def _span(start: int, end: int) -> str:
     return f" (bytes {start}-{end - 1})" if end > start else ""
 
 
-def _check_answer(resp: aiohttp.ClientResponse, pos: int, end: int | None, file_id: str) -> None:
-    """Refuse, before reading its body, an answer that breaks the protocol."""
-    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+def _check_answer(
+    status: int, headers: Mapping[str, str], pos: int, end: int | None, file_id: str
+) -> None:
+    encoding = headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("", "identity"):
         # Identity was asked for: an encoded body is not the stored bytes, and inflating it
         # would let a few bytes on the wire expand without bound.
@@ -200,14 +199,15 @@ def _check_answer(resp: aiohttp.ClientResponse, pos: int, end: int | None, file_
             "although 'identity' was asked for",
             file_id=file_id,
         )
-    length = resp.content_length
+    announced = headers.get("Content-Length", "").strip()
+    length = int(announced) if announced.isdigit() else None
     if end is not None and length is not None and length > end - pos:
         raise StorageProtocolError(
             f"file {file_id}: the storage announced {length} bytes where "
             f"{end - pos} remain{_span(pos, end)}",
             file_id=file_id,
         )
-    if resp.status == 206 and (header := resp.headers.get("Content-Range")) is not None:
+    if status == 206 and (header := headers.get("Content-Range")) is not None:
         match = _CONTENT_RANGE.fullmatch(header.strip())
         if match is None or int(match[1]) != pos:
             raise StorageProtocolError(
@@ -216,7 +216,7 @@ def _check_answer(resp: aiohttp.ClientResponse, pos: int, end: int | None, file_
             )
 
 
-def _pwritev(fd: int, chunks: list[bytes], offset: int) -> None:
+def _pwritev(fd: int, chunks: Chunks, offset: int) -> None:
     while chunks:
         written = os.pwritev(fd, chunks, offset)
         offset += written
@@ -267,18 +267,19 @@ class _Job:
     progress: Progress
     verify: bool
 
-    async def get(self, start: int, end: int | None, write: Write, *, ranged: bool) -> int:
-        return await _get_range(
-            self.engine.storage.session,
-            self.url,
-            start,
-            end,
-            write,
-            self.progress,
-            self.engine.policy,
-            ranged=ranged,
-            file_id=self.record.id,
+    async def get(
+        self,
+        start: int,
+        end: int | None,
+        write: Write,
+        *,
+        ranged: bool,
+        pwrite: PWrite | None = None,
+    ) -> int:
+        part = _Range(
+            start, end, write, pwrite, self.progress, ranged=ranged, file_id=self.record.id
         )
+        return await _get_range(self.engine.storage, self.url, part, self.engine.policy)
 
 
 async def _to_path(job: _Job, dest: str, max_concurrency: int, overwrite: bool) -> None:
@@ -289,18 +290,22 @@ async def _to_path(job: _Job, dest: str, max_concurrency: int, overwrite: bool) 
     try:
         size = job.record.size
 
-        async def write(chunks: list[bytes], offset: int) -> None:
+        async def write(chunks: Chunks, offset: int) -> None:
             await call_in_thread(_pwritev, fd, chunks, offset)
+
+        def pwrite(chunks: Chunks, offset: int) -> None:
+            # Called by a threaded transport's worker itself: one hop fewer per chunk.
+            _pwritev(fd, chunks, offset)
 
         if size is not None and size >= 2 * RANGE_PART and max_concurrency > 1:
             try:
-                await _parallel(job, size, write, max_concurrency)
+                await _parallel(job, size, write, pwrite, max_concurrency)
             except _NoRanges:  # the storage ignores Range: one plain GET instead
                 await job.progress.add(-job.progress.sent)
                 await call_in_thread(os.ftruncate, fd, 0)
-                await job.get(0, size, write, ranged=False)
+                await job.get(0, size, write, ranged=False, pwrite=pwrite)
         else:
-            await job.get(0, size, write, ranged=False)
+            await job.get(0, size, write, ranged=False, pwrite=pwrite)
         got = os.fstat(fd).st_size
         digest = None
         if job.verify and job.record.sha256:
@@ -439,14 +444,16 @@ def local_name(record: File, directory: str) -> str:
     return base + extension if _SAFE_EXTENSION.fullmatch(extension) else base
 
 
-async def _parallel(job: _Job, size: int, write: Write, max_concurrency: int) -> None:
+async def _parallel(
+    job: _Job, size: int, write: Write, pwrite: PWrite, max_concurrency: int
+) -> None:
     slots = anyio.Semaphore(max_concurrency)
     errors: list[BaseException] = []
 
     async def one(start: int) -> None:
         try:
             end = min(size, start + RANGE_PART)
-            await job.get(start, end, write, ranged=True)
+            await job.get(start, end, write, ranged=True, pwrite=pwrite)
         except Exception as exc:  # recorded, not raised: see _upload._send
             errors.append(exc)
             tg.cancel_scope.cancel()
@@ -466,12 +473,12 @@ async def _to_fileobj(job: _Job, fobj: Any) -> None:
     written = 0
     is_async = _is_async_file(fobj)
 
-    def sync_write(chunks: list[bytes]) -> None:
+    def sync_write(chunks: Chunks) -> None:
         for chunk in chunks:
             hasher.update(chunk)
             fobj.write(chunk)
 
-    async def write(chunks: list[bytes], offset: int) -> None:
+    async def write(chunks: Chunks, offset: int) -> None:
         nonlocal written
         if offset != written:  # only sequential writes reach a file object
             raise DownloadError("a file-object download cannot rewind")

@@ -63,11 +63,11 @@ class ApiCalls(Protocol):
 
 
 class StorageRoutes:
-    """Which storage transport sends to a presigned URL.
+    """Which storage transport a presigned URL's PUTs and GETs go through.
 
     https goes through worker threads (``_threaded``), http through the client's aiohttp
-    session with sendfile; ``FLUIDCLOUD_STORAGE_TRANSPORT`` forces either. A session the
-    caller passed keeps the aiohttp path: its own TLS and proxy settings live in it and
+    session (sendfile for PUTs); ``FLUIDCLOUD_STORAGE_TRANSPORT`` forces either. A session
+    the caller passed keeps the aiohttp path: its own TLS and proxy settings live in it and
     cannot be carried over to another stack.
     """
 
@@ -80,7 +80,7 @@ class StorageRoutes:
         return self._sessions.get()
 
     def for_url(self, url: str) -> StorageTransport:
-        """The transport of ``url``."""
+        """The transport of ``url`` (uploads and downloads alike)."""
         sessions = self._sessions
         mode = transport_mode()
         wanted = mode == "threads" or (mode == "auto" and url[:8].lower() == "https://")

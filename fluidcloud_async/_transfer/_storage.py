@@ -1,4 +1,4 @@
-"""One presigned storage request, its S3 error parsing, and the per-part retries.
+"""One presigned storage request (PUT or GET), its S3 error parsing, the per-part retries.
 
 Storage URLs are credentials: they go out exactly as issued (``encoded=True``, so aiohttp
 does not re-quote the signature), never carry the API key (the shared session has no
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -69,11 +69,45 @@ class Body(Protocol):
     async def rollback(self) -> None: ...
 
 
+#: Bytes gathered before one write of a GET body (the aiohttp path batches its chunks).
+GET_BATCH = 1 << 20
+
+Chunks = list[bytes | memoryview]
+
+
+class GetSink(Protocol):
+    """Where one GET attempt's body goes, and what it must look like (``_download``'s
+    ranges). The transport sends :meth:`headers`, raises :func:`storage_error` for a status
+    >= 300, calls :meth:`check` before the body and :meth:`admit` before any byte of a
+    chunk is written, then writes at :attr:`pos` and advances it."""
+
+    pos: int
+    """Where the next byte goes (the transport advances it after each write)."""
+    pwrite: Callable[[Chunks, int], None] | None
+    """A blocking positional write a worker thread may call itself (path destinations);
+    None: only :meth:`deliver` on the loop."""
+
+    def headers(self) -> dict[str, str]: ...
+
+    def check(self, status: int, headers: Mapping[str, str]) -> None: ...
+
+    def admit(self, n: int) -> None: ...
+
+    async def deliver(self, chunks: Chunks, n: int) -> None:
+        """Write ``chunks`` (``n`` bytes) at :attr:`pos`, advance it, count the progress."""
+
+    def count(self, n: int) -> Awaitable[None]: ...
+
+
 class StorageTransport(Protocol):
-    """The one step of a storage PUT that differs between transports: send ``body`` once
-    to a presigned ``url`` and return the ETag, or raise the typed storage error (an
-    :class:`ApiError` for an answer, an :class:`ApiConnectionError` for none; a failure of
-    the source is recorded in ``body.error``). :func:`put_with_retries` does the rest.
+    """The one step of a storage request that differs between transports.
+
+    ``put``: send ``body`` once to a presigned ``url`` and return the ETag, or raise the
+    typed storage error (an :class:`ApiError` for an answer, an :class:`ApiConnectionError`
+    for none; a failure of the source is recorded in ``body.error``);
+    :func:`put_with_retries` does the rest. ``get``: one GET attempt into ``sink`` (errors
+    as for ``put``; the sink's own checks raise what they raise); the retry loop, resume
+    and URL refresh are ``_download``'s.
 
     Two implementations: :class:`AiohttpStorage` (the client's session: sendfile on plain
     TCP) and ``_threaded.ThreadedStorage`` (worker threads, the default for https).
@@ -89,9 +123,11 @@ class StorageTransport(Protocol):
         policy: StoragePolicy,
     ) -> str | None: ...
 
+    async def get(self, url: str, sink: GetSink, *, policy: StoragePolicy) -> None: ...
+
 
 class AiohttpStorage:
-    """Storage PUTs through an aiohttp session (:func:`put_once`)."""
+    """Storage PUTs (:func:`put_once`) and GETs through an aiohttp session."""
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
@@ -109,6 +145,41 @@ class AiohttpStorage:
         return await put_once(
             self.session, url, body, length=length, content_type=content_type, policy=policy
         )
+
+    async def get(self, url: str, sink: GetSink, *, policy: StoragePolicy) -> None:
+        """One GET into ``sink``: chunks batched to :data:`GET_BATCH`, written on the loop."""
+        session = self.session
+        try:
+            # auto_decompress=False: the bytes counted and written are the bytes received,
+            # so a small compressed body cannot inflate past the size checks.
+            async with session.get(
+                URL(url, encoded=True),
+                headers=sink.headers(),
+                timeout=policy.client_timeout(),
+                auto_decompress=False,
+            ) as resp:
+                if resp.status >= 300:
+                    body = await resp.content.read(MAX_ERROR_BODY)
+                    raise storage_error(resp.status, body, "GET", url, resp.headers)
+                sink.check(resp.status, resp.headers)
+                batch: Chunks = []
+                batched = 0
+                async for chunk in resp.content.iter_any():
+                    sink.admit(batched + len(chunk))  # before any of the chunk is kept
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= GET_BATCH:
+                        await sink.deliver(batch, batched)
+                        batch, batched = [], 0
+                if batch:
+                    await sink.deliver(batch, batched)
+        except ApiError:  # first: PermissionError (403) is an OSError too
+            raise
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise connection_error(exc, "GET", url) from None
+        except RuntimeError:
+            raise_if_closed(session, "GET", url)
+            raise
 
 
 def url_expiry(url: str) -> float | None:

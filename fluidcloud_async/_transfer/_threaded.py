@@ -1,22 +1,28 @@
-"""Storage PUTs from worker threads over blocking sockets (the default for https storage).
+"""Storage PUTs and GETs from worker threads over blocking sockets (the https default).
 
-Over TLS the aiohttp path encrypts every byte on the caller's event loop (asyncio's
-memory-BIO SSL protocol copies each record through two BIOs on the loop thread): one core
-does all of the TLS and the caller's loop lags by tens of milliseconds. Here each part PUT
-runs in an anyio worker thread on a blocking ``http.client`` connection from a small
-keep-alive pool: the thread reads the part with ``os.preadv`` into one pooled buffer and
-writes it with ``sock.sendall`` - ``SSL_write`` releases the GIL, so encryption spreads
-over cores and the loop only forwards progress every 0.1 s. Measured in the package notes
-(``_transfer/__init__``) and ``benchmarks/bench_tls.py``.
+Over TLS the aiohttp path encrypts and decrypts every byte on the caller's event loop
+(asyncio's memory-BIO SSL protocol copies each record through two BIOs on the loop
+thread): one core does all of the TLS and the caller's loop lags by tens of milliseconds.
+Here each part PUT or ranged GET runs in an anyio worker thread on a blocking
+``http.client`` connection from a small keep-alive pool: a PUT reads its part with
+``os.preadv`` into one pooled buffer and writes it with ``sock.sendall``; a GET reads the
+body into one pooled buffer and writes it with ``os.pwritev`` at its offset from the same
+thread (path destinations; a file object gets each chunk on the loop). ``SSL_write`` and
+``SSL_read`` release the GIL, so TLS spreads over cores and the loop only forwards
+progress every 0.1 s. Measured in the package notes (``_transfer/__init__``) and
+``benchmarks/bench_tls.py``.
 
-What the aiohttp path guarantees holds here too: the retry loop is the same
-(:func:`._storage.put_with_retries`, this only replaces the "send once" step), progress is
-counted per attempt and rolled back by the body, the socket timeout is the stall timeout,
-errors are the same typed errors with redacted URLs, a short read is a source error (not
-retried), the Content-Type is exactly the one given or absent, no ``Expect`` header is
-sent, and a cancellation (an anyio scope or a native ``task.cancel()``) or ``close()``
-shuts the socket down under the thread, which stops between chunks and closes its own
-connection before the call returns. New TCP connections are opened on the loop (DNS and
+What the aiohttp path guarantees holds here too: the retry loops are the same
+(:func:`._storage.put_with_retries`, ``_download._get_range``: this only replaces the
+"send once" step), progress is counted per attempt (and rolled back by a PUT's body),
+errors are the same typed errors with redacted URLs, a short read of a PUT's source is a
+source error (not retried), the Content-Type is exactly the one given or absent, no
+``Expect`` header is sent, a GET asks for ``identity`` and leaves every check of its body
+to the sink (before a byte of a chunk is written), and a cancellation (an anyio scope or a
+native ``task.cancel()``) or ``close()`` shuts the socket down under the thread, which
+stops between chunks and closes its own connection before the call returns. A body that
+makes no progress for the stall timeout (PUT) or the read timeout (GET) is aborted the
+same way (``ApiTimeoutError``). New TCP connections are opened on the loop (DNS and
 connect are cancellable there); the CONNECT tunnel and the TLS handshake run in the thread.
 """
 
@@ -30,6 +36,7 @@ import select
 import socket
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -47,11 +54,14 @@ from .._exceptions import (
     ApiTimeoutError,
     ClientClosed,
     ConnectFailed,
+    FluidCloudError,
 )
 from .._redact import redact_url
 from ._io import BufferPool, FileBody, MemoryBody, pread_into, settle
 from ._storage import (
     MAX_ERROR_BODY,
+    Chunks,
+    GetSink,
     StoragePolicy,
     scrub,
     storage_error,
@@ -103,23 +113,27 @@ _Key = tuple[str, str, int, "ProxyRoute | None"]
 
 @dataclass(eq=False)
 class _Job:
-    """One PUT attempt, shared between the loop (progress, abort) and its thread."""
+    """One PUT or GET attempt, shared between the loop (progress, abort) and its thread."""
 
+    method: str
     url: str
     key: _Key
     target: str
-    length: int
-    content_type: str | None
     policy: StoragePolicy
+    length: int = 0
+    content_type: str | None = None
+    sink: GetSink | None = None
+    """A GET's destination and checks."""
     view: memoryview | None = None
     reader: Reader | None = None
     offset: int = 0
     buffer: bytearray | None = None
     done: int = 0
-    """Bytes written to the socket (only the thread writes it)."""
-    finished: bool = False
+    """Body bytes written to the socket or received (only the thread writes it)."""
+    reported: int = 0
+    """Of ``done``, the bytes a GET's watcher has counted as progress."""
     sending: bool = False
-    """True while the body is being written (the watcher's stall clock runs then)."""
+    """True while the body moves (the watcher's stall clock runs then)."""
     stalled: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
     conn: http.client.HTTPConnection | None = None
@@ -128,6 +142,12 @@ class _Job:
     handle: socket.socket | None = None
     """A duplicate of ``sock``'s descriptor: ``ssl.wrap_socket`` detaches ``sock`` during
     the handshake, and an abort must still reach the connection then."""
+
+    @property
+    def stall_limit(self) -> float:
+        """Seconds without a body byte moving before the watcher aborts the attempt."""
+        policy = self.policy
+        return policy.stall_timeout if self.method == "PUT" else policy.read_timeout
 
     def abort(self, *, stalled: bool = False) -> None:
         """From the loop: stop the thread now (it is between chunks or blocked in one)."""
@@ -146,7 +166,7 @@ class _Job:
 
 
 class ThreadedStorage:
-    """Presigned PUTs in worker threads over a thread-safe keep-alive connection pool.
+    """Presigned PUTs and GETs in worker threads over a thread-safe keep-alive pool.
 
     One per client (a client resource, closed with it). Concurrency is bounded by the
     callers' slot pools; the capacity limiter only keeps anyio's thread count finite.
@@ -186,18 +206,68 @@ class ThreadedStorage:
     ) -> str | None:
         """One PUT of ``body`` (a :class:`FileBody` or :class:`MemoryBody`) from a worker
         thread; the answer's ETag, verbatim. Errors as :func:`._storage.put_once`."""
-        if self._closed:
-            raise ClientClosed(
-                "the client was closed while the transfer was running",
-                method="PUT",
-                url=redact_url(url),
-            )
-        job = self._job(url, body, length, content_type, policy)
+        self._check_open("PUT", url)
+        job = self._put_job(url, body, length, content_type, policy)
         pool = self._buffers
         if job.reader is not None:
             job.reader.enter()
             if job.reader.view is None:
                 job.buffer = pool.take()
+        try:
+            result, failure = await self._drive(job, lambda: _forward(job, body))
+        finally:  # _drive returns or raises only once the thread has returned
+            if job.reader is not None:
+                job.reader.leave()
+            if job.buffer is not None:
+                pool.give(job.buffer)
+        if isinstance(failure, _SourceFailed):
+            body.error = failure.cause
+            raise ApiConnectionError(
+                f"storage PUT stopped: the source failed: {failure.cause}",
+                method="PUT",
+                url=redact_url(url),
+            ) from None
+        if failure is not None:
+            raise failure
+        etag: str | None = result
+        return etag
+
+    async def get(self, url: str, sink: GetSink, *, policy: StoragePolicy) -> None:
+        """One GET into ``sink`` from a worker thread (see :class:`._storage.GetSink`):
+        read into one pooled buffer, written by ``sink.pwrite`` from the same thread when
+        it has one, else handed to ``sink.deliver`` on the loop. Errors as for a PUT."""
+        self._check_open("GET", url)
+        key, target = self._route(url)
+        job = _Job("GET", url, key, target, policy, sink=sink)
+        job.buffer = self._buffers.take()
+
+        async def forward() -> None:
+            # Bytes the thread wrote itself are counted here, every PROGRESS_INTERVAL.
+            if sink.pwrite is not None and job.done != job.reported:
+                delta, job.reported = job.done - job.reported, job.done
+                await sink.count(delta)
+
+        try:
+            _result, failure = await self._drive(job, forward)
+        finally:
+            self._buffers.give(job.buffer)
+        if failure is not None:
+            raise failure
+
+    def _check_open(self, method: str, url: str) -> None:
+        if self._closed:
+            raise ClientClosed(
+                "the client was closed while the transfer was running",
+                method=method,
+                url=redact_url(url),
+            )
+
+    async def _drive(
+        self, job: _Job, forward: Callable[[], Awaitable[None]]
+    ) -> tuple[Any, BaseException | None]:
+        """Run ``job`` in a worker thread: ``(result, None)`` or ``(None, its failure)``.
+
+        Returns or raises only once the thread has returned."""
         self._active.add(job)
         try:
             # A pooled connection, else a new TCP connection opened here on the loop: a
@@ -211,12 +281,8 @@ class ThreadedStorage:
             self._active.discard(job)
             if job.sock is not None:
                 job.sock.close()
-            if job.reader is not None:
-                job.reader.leave()
-            if job.buffer is not None:
-                pool.give(job.buffer)
             raise
-        result: str | None = None
+        result: Any = None
         failure: BaseException | None = None
         # The thread runs in its own task, waited for with asyncio.wait: a cancellation of
         # this task (an anyio scope or a native task.cancel(), asyncio.timeout) lands here,
@@ -226,7 +292,7 @@ class ThreadedStorage:
             anyio.to_thread.run_sync(self._run, job, limiter=self._limiter)
         )
         try:
-            await self._watch(job, body, thread)
+            await self._watch(job, thread, forward)
             result = thread.result()
         except BaseException as exc:
             if not thread.done():
@@ -242,42 +308,18 @@ class ThreadedStorage:
                 job.handle.close()
             if job.sock is not None:  # never handed to a connection (cancelled first)
                 job.sock.close()
-            if job.reader is not None:
-                job.reader.leave()
-            if job.buffer is not None:
-                pool.give(job.buffer)  # the thread has returned: nothing references it
-        await _forward(job, body)
-        if self._closed:
-            raise ClientClosed(
-                "the client was closed while the transfer was running",
-                method="PUT",
-                url=redact_url(url),
-            ) from None
+        await forward()
+        self._check_open(job.method, job.url)
         if isinstance(failure, _Stopped):
             # Aborted because this task is being cancelled: deliver that cancellation.
             await anyio.lowlevel.checkpoint()
             raise ApiConnectionError(
-                "storage PUT aborted", method="PUT", url=redact_url(url)
+                f"storage {job.method} aborted", method=job.method, url=redact_url(job.url)
             ) from None
-        if isinstance(failure, _SourceFailed):
-            body.error = failure.cause
-            raise ApiConnectionError(
-                f"storage PUT stopped: the source failed: {failure.cause}",
-                method="PUT",
-                url=redact_url(url),
-            ) from None
-        if failure is not None:
-            raise failure
-        return result
+        return result, failure
 
-    def _job(
-        self,
-        url: str,
-        body: Any,
-        length: int,
-        content_type: str | None,
-        policy: StoragePolicy,
-    ) -> _Job:
+    def _route(self, url: str) -> tuple[_Key, str]:
+        """The pool key of ``url`` and the request target to send."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         host = parts.hostname or ""
@@ -288,7 +330,18 @@ class ThreadedStorage:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if route is not None and scheme == "http":
             target = url.split("#", 1)[0]
-        job = _Job(url, (scheme, host, port, route), target, length, content_type, policy)
+        return (scheme, host, port, route), target
+
+    def _put_job(
+        self,
+        url: str,
+        body: Any,
+        length: int,
+        content_type: str | None,
+        policy: StoragePolicy,
+    ) -> _Job:
+        key, target = self._route(url)
+        job = _Job("PUT", url, key, target, policy, length=length, content_type=content_type)
         if isinstance(body, MemoryBody):
             job.view = body.view
         elif isinstance(body, FileBody):
@@ -300,16 +353,19 @@ class ThreadedStorage:
             raise TypeError(f"cannot send a {type(body).__name__} from a thread")
         return job
 
-    async def _watch(self, job: _Job, body: Any, thread: asyncio.Future[Any]) -> None:
+    @staticmethod
+    async def _watch(
+        job: _Job, thread: asyncio.Future[Any], forward: Callable[[], Awaitable[None]]
+    ) -> None:
         """Until the thread returns: forward its progress, keep the stall clock."""
         seen, since = -1, 0.0
         while not thread.done():
             await asyncio.wait((thread,), timeout=PROGRESS_INTERVAL)
-            await _forward(job, body)
+            await forward()
             now = anyio.current_time()
             if not job.sending or job.done != seen:
                 seen, since = job.done, now
-            elif now - since > job.policy.stall_timeout:
+            elif now - since > job.stall_limit:
                 job.abort(stalled=True)  # the thread raises ApiTimeoutError
 
     # -- in the worker thread ---------------------------------------------------------
@@ -355,6 +411,9 @@ class ThreadedStorage:
         conn = self._checkout(job)
         keep = False
         try:
+            if job.method == "GET":
+                keep = self._get_exchange(conn, job)
+                return None
             etag, keep = self._exchange(conn, job)
             return etag
         finally:
@@ -431,9 +490,7 @@ class ThreadedStorage:
             conn.putheader("Content-Length", str(job.length))
             if job.content_type is not None:
                 conn.putheader("Content-Type", job.content_type)
-            route = job.key[3]
-            if route is not None and route.authorization and job.key[0] == "http":
-                conn.putheader("Proxy-Authorization", route.authorization)
+            self._proxy_auth(conn, job)
             conn.putheader("User-Agent", _user_agent())
             conn.endheaders()
             # A blocking socket while the body goes out: each chunk is one SSL_write that
@@ -467,12 +524,82 @@ class ThreadedStorage:
                 raise self._stopped(job) from None
             raise _transfer_error(exc, method, url) from None
 
+    def _get_exchange(self, conn: http.client.HTTPConnection, job: _Job) -> bool:
+        """Headers, answer, body into the sink. Returns whether the connection can be
+        reused (the whole body was read)."""
+        sink, policy, stop = job.sink, job.policy, job.stop
+        assert sink is not None
+        assert job.buffer is not None
+        whole = memoryview(job.buffer)
+        try:
+            assert conn.sock is not None
+            conn.sock.settimeout(policy.read_timeout)
+            conn.putrequest("GET", job.target, skip_accept_encoding=True)
+            for name, value in sink.headers().items():
+                conn.putheader(name, value)
+            self._proxy_auth(conn, job)
+            conn.putheader("User-Agent", _user_agent())
+            conn.endheaders()
+            resp = conn.getresponse()
+            headers = CIMultiDictProxy(CIMultiDict(resp.getheaders()))
+            if resp.status >= 300:
+                payload = resp.read(MAX_ERROR_BODY)
+                resp.close()
+                raise storage_error(resp.status, payload, "GET", job.url, headers)
+            sink.check(resp.status, headers)
+            # Blocking while the body arrives, as a PUT's body leaves: each SSL_read waits
+            # without the GIL; the watcher keeps the read timeout as a stall clock.
+            conn.sock.settimeout(None)
+            job.sending = True
+            while True:  # bounded by the body (and the sink's admit)
+                if stop.is_set():
+                    raise _Stopped
+                got = resp.readinto(whole)  # fills the buffer unless the body ends first
+                if stop.is_set():  # a shut-down socket reads as EOF: not the body's end
+                    raise _Stopped
+                if not got:
+                    break
+                if got < len(whole) and resp.length:
+                    # The connection closed with bytes of the announced body still due.
+                    # Like the aiohttp path's unfinished batch, the partial chunk is not
+                    # written: the retry resumes from the last whole chunk.
+                    raise ConnectionResetError(f"the body stopped {resp.length} bytes short")
+                sink.admit(got)  # nothing of the chunk is written past the range's end
+                chunk = whole[:got]
+                if sink.pwrite is not None:
+                    sink.pwrite([chunk], sink.pos)
+                    sink.pos += got
+                else:  # a copy: the buffer is refilled while the loop writes
+                    copied: Chunks = [bytes(chunk)]
+                    anyio.from_thread.run(sink.deliver, copied, got)
+                job.done += got
+            job.sending = False
+            keep = not resp.will_close and resp.isclosed()
+            resp.close()
+            return keep
+        except FluidCloudError:  # first: PermissionError (403) is an OSError too
+            raise
+        except _Stopped:
+            raise self._stopped(job) from None
+        except (OSError, http.client.HTTPException) as exc:
+            if stop.is_set():
+                raise self._stopped(job) from None
+            raise _transfer_error(exc, "GET", job.url) from None
+
+    @staticmethod
+    def _proxy_auth(conn: http.client.HTTPConnection, job: _Job) -> None:
+        """A plain-http request through a proxy carries its credentials (https: CONNECT)."""
+        route = job.key[3]
+        if route is not None and route.authorization and job.key[0] == "http":
+            conn.putheader("Proxy-Authorization", route.authorization)
+
     @staticmethod
     def _stopped(job: _Job) -> Exception:
         if job.stalled:
+            what = "accepted" if job.method == "PUT" else "received"
             return ApiTimeoutError(
-                f"storage PUT stalled: no byte accepted for {job.policy.stall_timeout:g}s",
-                method="PUT",
+                f"storage {job.method} stalled: no byte {what} for {job.stall_limit:g}s",
+                method=job.method,
                 url=redact_url(job.url),
             )
         return _Stopped()
@@ -522,7 +649,8 @@ class ThreadedStorage:
             job.done += got
 
     async def aclose(self) -> None:
-        """Abort running PUTs (they raise :class:`ClientClosed`), close idle connections."""
+        """Abort running requests (they raise :class:`ClientClosed`), close idle
+        connections."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, {}
@@ -580,20 +708,23 @@ def _connect_error(exc: BaseException, job: _Job, route: ProxyRoute | None) -> B
         return exc
     if job.stop.is_set():
         return _Stopped()
+    method = job.method
     if isinstance(exc, TimeoutError):
-        return ApiTimeoutError("storage PUT timed out connecting", method="PUT", url=safe_url)
+        return ApiTimeoutError(
+            f"storage {method} timed out connecting", method=method, url=safe_url
+        )
     text = str(exc)
     if route is not None and text.startswith("Tunnel connection failed"):
         status = text.partition(":")[2].strip()
         return ApiConnectionError(
-            f"the proxy refused storage PUT: {status}", method="PUT", url=safe_url
+            f"the proxy refused storage {method}: {status}", method=method, url=safe_url
         )
     if route is not None and isinstance(exc, ConnectionRefusedError | socket.gaierror):
         where = f"{route.url.host}:{route.url.port}"
         return ConnectFailed(
-            f"cannot connect to the proxy {where}: {scrub(text)}", method="PUT", url=safe_url
+            f"cannot connect to the proxy {where}: {scrub(text)}", method=method, url=safe_url
         )
-    return ConnectFailed(f"cannot connect to storage: {scrub(text)}", method="PUT", url=safe_url)
+    return ConnectFailed(f"cannot connect to storage: {scrub(text)}", method=method, url=safe_url)
 
 
 def _transfer_error(exc: BaseException, method: str, url: str) -> ApiConnectionError:
