@@ -1,7 +1,6 @@
 """A griffe extension (loaded by mkdocstrings, see mkdocs.yml) that makes the reference read
 as the user sees the API, without changing the code:
 
-- parameters whose name starts with ``_`` (test seams such as ``_sleep``) are not shown;
 - a default that names a module constant (``timeout=DEFAULT_TIMEOUT``) shows its value;
 - the models' ``Timestamp`` (an annotated ``datetime`` made timezone-aware) shows as
   ``datetime``;
@@ -55,9 +54,6 @@ class ReaderFacingSignatures(griffe.Extension):
 
     def _function(self, func: griffe.Function) -> None:
         for parameter in list(func.parameters):
-            if parameter.name.startswith("_") and not parameter.name.startswith("__"):
-                del func.parameters[parameter.name]
-                continue
             default = parameter.default
             if isinstance(default, griffe.ExprName) and default.name.isupper():
                 value = _constant(func, default.name)

@@ -22,6 +22,7 @@ from ._validate_args import (
     optional_callback,
     require_api_key,
     require_count,
+    require_flag,
     require_origin,
     require_seconds,
 )
@@ -104,6 +105,8 @@ class ClientSettings:
                 "(create one in the dashboard under Settings → Developer → API keys)"
             )
         key = _setting(require_api_key, key, "api_key")
+        allow_insecure_http = _setting(require_flag, allow_insecure_http, "allow_insecure_http")
+        trust_env = _setting(require_flag, trust_env, "trust_env")
         raw_url = base_url or os.environ.get("FLUIDCLOUD_BASE_URL") or DEFAULT_BASE_URL
         origin = _setting(require_origin, raw_url, "base_url")
         if key.startswith("fck_live_") and not allow_insecure_http and _is_insecure(origin):
@@ -117,7 +120,7 @@ class ClientSettings:
                 "set them on the session you pass instead"
             )
         proxies = ProxySettings.resolve(
-            proxy=proxy, trust_env=bool(trust_env), allow_clear_key=allow_insecure_http
+            proxy=proxy, trust_env=trust_env, allow_clear_key=allow_insecure_http
         )
         through = proxies.clear_key_risk(URL(origin)) if own_session else None
         if through is not None:

@@ -152,7 +152,9 @@ class ServerError(ApiError):
 class ProtocolError(FluidCloudError):
     """A server answered outside the documented protocol: a record with missing fields or
     wrong types, a page that is not a page, an upload ticket with impossible parts, a
-    storage PUT without an ETag. Not an HTTP error, so it has no ``status``; never retried.
+    storage PUT without an ETag. Not an HTTP error, so it has no ``status``; not retried
+    (an [`ApiResponseError`][fluidcloud_async.ApiResponseError] is retried when its real
+    status is one the retry table retries).
 
     Attributes:
         method: The request method, when one request is to blame.
@@ -166,8 +168,8 @@ class ProtocolError(FluidCloudError):
         self.url = url
 
     def __str__(self) -> str:
-        where = f" ({self.method} {self.url})" if self.method else ""
-        return f"{self.message}{where}"
+        where = " ".join(part for part in (self.method, self.url) if part)
+        return f"{self.message} ({where})" if where else self.message
 
 
 class ApiResponseError(ApiError, ProtocolError):
@@ -294,8 +296,10 @@ class ScanTimeoutError(ConflictError):
         return self.message
 
 
-# -- internal: raised and handled inside the package, or wrapped before they reach the
-# caller (MissingSourceError is a FileNotFoundError and a ValueError); not in __all__ --
+# -- not in __all__: signals raised and handled inside the package, and specialisations
+# that reach callers as their public base (ClientClosed and ConnectFailed are
+# ApiConnectionErrors, ExpiredUrlError a PermissionError, MissingSourceError a
+# FileNotFoundError and a ValueError) --
 
 
 class MissingSourceError(FileNotFoundError, ValueError):

@@ -32,6 +32,7 @@ from ._exceptions import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionError,
+    ProtocolError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
@@ -284,8 +285,8 @@ class Transport:
                     if resp.status >= 400:
                         raise _error_from(resp.status, body, method, target, resp.headers)
                     return _decode_success(resp.status, body, method, target, resp.headers)
-            raise ApiResponseError(
-                "too many redirects", status=310, method=method, url=str(url.with_query(None))
+            raise ProtocolError(
+                f"more than {MAX_REDIRECTS} redirects", method=method, url=str(url.with_query(None))
             )
         except TimeoutError as exc:
             logger.debug("%s %s timed out (attempt %d)", method, url.path, attempt)

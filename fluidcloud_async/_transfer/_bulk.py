@@ -62,7 +62,7 @@ from .._types import SkipReason
 from .._validate_args import optional_id, optional_text, require_flag, require_text
 from ._existing import Existing, check_jobs
 from ._io import Progress, ProgressCallback
-from ._sources import Source, describe
+from ._sources import Source, describe, file_type
 from ._upload import SlotPool, UploadOptions, upload_file
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -75,15 +75,11 @@ if TYPE_CHECKING:
 # --- batch ---------------------------------------------------------------------
 
 Finish = Callable[[File, UploadOptions], Awaitable[File]]
-
-
 """``finish(file, options)``: what follows a stored upload (wait for the scan, mint the
 link), the same steps ``files.upload`` takes; also applied to files found unchanged."""
 
 
 FileProgressCallback = Callable[[Any, int, int], Awaitable[None] | None]
-
-
 """``file_progress(source, bytes_sent, total)``: one file's progress within a batch."""
 
 
@@ -107,7 +103,7 @@ class UploadResult:
     skipped: SkipReason | None = None
     """Why a directory entry was not uploaded; ``None`` for uploads and failures."""
     skip_detail: str | None = None
-    """What was skipped: ``"fifo"``, ``"-> ../target"``, the outside target's path..."""
+    """What was skipped: ``"FIFO"``, ``"-> ../target"``, the outside target's path..."""
     note: str | None = None
     """With ``skip_existing``: why a file on record under this key was not matched
     (``"changed (...)"``, ``"no sha256 on record, cannot compare"``); None if there was none."""
@@ -126,7 +122,7 @@ class UploadResult:
 
     @property
     def reason(self) -> str | None:
-        """Why it was skipped, e.g. ``"not a regular file (fifo)"``; else ``None``."""
+        """Why it was skipped, e.g. ``"not a regular file (FIFO)"``; else ``None``."""
         if self.skipped is None:
             return None
         detail = f" ({self.skip_detail})" if self.skip_detail else ""
@@ -649,7 +645,7 @@ class _Walk:
                         Found(child[1], child[2], child[0], (st.st_dev, st.st_ino), st.st_size)
                     )
                 else:
-                    self._skip(child, SkipReason.NOT_REGULAR, _kind(st.st_mode))
+                    self._skip(child, SkipReason.NOT_REGULAR, file_type(st.st_mode))
             stack.extend(reversed(subdirs))
 
     def _first_visit(self, child: tuple[str, str, str], ident: tuple[int, int]) -> bool:
@@ -684,7 +680,7 @@ class _Walk:
         elif stat.S_ISREG(st.st_mode):
             self.entries.append(Found(shown, rel, target, (st.st_dev, st.st_ino), st.st_size))
         else:
-            self._skip(child, SkipReason.NOT_REGULAR, _kind(st.st_mode))
+            self._skip(child, SkipReason.NOT_REGULAR, file_type(st.st_mode))
 
     def _skip(self, child: tuple[str, str, str], reason: SkipReason, detail: str | None) -> None:
         self.entries.append(Skipped(child[1], child[2], reason, detail))
@@ -703,15 +699,3 @@ def _readlink(path: str) -> str | None:
         return "-> " + os.readlink(path)
     except OSError:
         return None
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    return "unknown type"

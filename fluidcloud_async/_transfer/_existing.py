@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from .._models import File
+from .._validate_args import require_path
 from ._io import HASH_CHUNK, pread_into, run_stoppable
 from ._sources import MemorySource, PathSource, open_entry
 
@@ -81,10 +82,7 @@ class HashCache:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        path = os.fspath(path)
-        if not isinstance(path, str) or not path:
-            raise TypeError("hash_cache must be a non-empty str path, a PathLike or a HashCache")
-        self.path = os.path.abspath(path)
+        self.path = os.path.abspath(require_path(path, "the hash_cache path"))
         self.hits = 0
         self.hashed = 0
         self._lock = threading.Lock()

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 # --- buffers -----------------------------------------------------------------
 
 #: Size of one read chunk. Large enough that the thread hop (~20 us) is noise next to the
-#: copy, small enough that in-flight parts x 2 chunks stays a few MiB.
+#: copy, small enough that in-flight parts x BUFFERS_PER_BODY chunks stays a few MiB.
 CHUNK = 1 << 20
 
 
@@ -64,8 +64,9 @@ _HAS_PREADV = hasattr(os, "preadv")
 class BufferPool:
     """Reusable fixed-size ``bytearray`` chunks.
 
-    The pool itself does not bound memory: callers hold at most two chunks per part slot,
-    so the number alive is bounded by the slot count. ``keep`` caps what is retained idle.
+    The pool itself does not bound memory: callers hold at most ``BUFFERS_PER_BODY`` chunks
+    per part slot, so the number alive is bounded by the slot count. ``keep`` caps what is
+    retained idle.
     """
 
     def __init__(self, chunk_size: int = CHUNK, keep: int = 32) -> None:
@@ -81,10 +82,6 @@ class BufferPool:
         """Return a chunk that no pending read or write still references."""
         if len(self._free) < self._keep and len(buf) == self.chunk_size:
             self._free.append(buf)
-
-    def resize(self, keep: int) -> None:
-        """Retain up to ``keep`` idle chunks."""
-        self._keep = max(self._keep, keep)
 
 
 def pread_into(fd: int, view: memoryview, offset: int) -> int:

@@ -40,6 +40,7 @@ import pydantic
 
 from .._exceptions import ApiError, SourceChangedError, UploadError, UploadExpiredError
 from .._models import File, UploadTicket
+from .._validate_args import require_path
 from ._sources import PathSource, Source
 from ._storage import url_expiry
 from ._upload import Resume, SlotPool, UploadOptions, part_count, upload_file
@@ -439,8 +440,9 @@ def _existing(
     """The source's identity (taken before any byte is read, so a change during this
     upload is caught by the next resume), the pinned options, and the journal to resume
     from (checked) if there is one."""
-    st = os.stat(spec.origin)
-    source = (os.path.abspath(os.fspath(spec.origin)), st.st_size, st.st_mtime_ns)
+    assert isinstance(spec, PathSource)  # journal_location refused the others
+    st = os.stat(spec.path)
+    source = (os.path.abspath(spec.path), st.st_size, st.st_mtime_ns)
     pinned: dict[str, Any] = {
         "space_id": options.space_id,
         "folder_id": options.folder_id,
@@ -494,11 +496,7 @@ def journal_location(value: Any, spec: Source) -> str:
     """The absolute journal path of ``resume=``; TypeError/ValueError before any request."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"resume must be a path (str or PathLike), not {type(value).__name__}")
-    path = os.fspath(value)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not path:
-        raise ValueError("the resume journal path is empty")
+    path = require_path(value, "the resume journal path")
     if not isinstance(spec, PathSource):
         raise TypeError(
             "resume= needs a path source: only a file on disk has an identity (path, size, "
@@ -509,7 +507,7 @@ def journal_location(value: Any, spec: Source) -> str:
         raise ValueError(f"the resume journal {path!r} is a directory: give a file path")
     if not os.path.isdir(os.path.dirname(path)):
         raise ValueError(f"the folder of the resume journal {path!r} does not exist")
-    if path == os.path.abspath(os.fspath(spec.origin)):
+    if path == os.path.abspath(spec.path):
         raise ValueError("the resume journal cannot be the file being uploaded")
     return path
 

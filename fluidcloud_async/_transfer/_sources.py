@@ -540,28 +540,31 @@ class PathSource(_Described):
 
     walked: tuple[int, int] | None = None
 
+    @property
+    def path(self) -> str:
+        """The path as ``str`` (a ``bytes`` path decoded as the filesystem does)."""
+        return require_path(self.origin, "the path to upload")
+
     @asynccontextmanager
     async def _reader(self, checksum: bool) -> AsyncIterator[Reader]:
-        src = self.origin
+        src = self.path
         # O_NONBLOCK: a path swapped for a FIFO since describe() would block the event
         # loop in open() until a writer appeared (no timeout or cancel reaches a syscall).
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-        if self.walked is not None:  # a tree entry: never follow a link swapped in since
-            fd = open_entry(os.fspath(src), flags, self.walked)
-        else:
-            fd = os.open(os.fspath(src), flags)
+        # A tree entry: never follow a link swapped in since the walk.
+        fd = open_entry(src, flags, self.walked) if self.walked is not None else os.open(src, flags)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise NotRegularFileError(
-                    f"{src!r} is not a regular file any more (it is now a {_kind(st.st_mode)})",
-                    path=os.fspath(src),
+                    f"{src!r} is not a regular file any more (it is now a {file_type(st.st_mode)})",
+                    path=src,
                 )
             os.set_blocking(fd, True)
             size = st.st_size
             if self.size is not None and size != self.size:
                 raise ValueError(f"{src!r} changed size ({self.size} -> {size} bytes)")
-            yield fd_reader(fd, size, owned=True, identity=Identity.of(st), path=os.fspath(src))
+            yield fd_reader(fd, size, owned=True, identity=Identity.of(st), path=src)
         finally:
             os.close(fd)
 
@@ -705,7 +708,7 @@ def _classify(source: Any) -> tuple[type[_Described], int | None, str]:
             raise ValueError(f"{path!r} is a directory: use files.upload_many to upload a tree")
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFileError(
-                f"{path!r} is not a regular file (a {_kind(st.st_mode)})", path=path
+                f"{path!r} is not a regular file (a {file_type(st.st_mode)})", path=path
             )
         return PathSource, st.st_size, os.path.basename(path) or DEFAULT_NAME
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -739,7 +742,8 @@ def _classify(source: Any) -> tuple[type[_Described], int | None, str]:
     )
 
 
-def _kind(mode: int) -> str:
+def file_type(mode: int) -> str:
+    """What a ``st_mode`` names, for messages: ``"FIFO"``, ``"socket"``, ``"directory"``..."""
     for test, kind in (
         (stat.S_ISDIR, "directory"),
         (stat.S_ISFIFO, "FIFO"),

@@ -46,6 +46,7 @@ from .._exceptions import (
     UploadExpiredError,
 )
 from .._models import File, UploadTicket
+from .._redact import redact_url
 from ._engine import Engine
 from ._io import (
     BUFFERS_PER_BODY,
@@ -210,7 +211,7 @@ async def _send(
     engine.storage.session  # noqa: B018 - a closed client fails here (ClientClosed), once
     content_type = None if ticket.is_multipart else ticket.content_type
     digest: list[str] = []
-    # A small single PUT is loaded (and hashed) whole inside its slot: see ``_small``.
+    # A small single PUT is loaded (and hashed) whole inside its slot: see load_small.
     small = not ticket.is_multipart and not reader.sequential and reader.size <= SMALL_BODY
 
     async def send(part: Part, prepared: Any) -> str:
@@ -244,7 +245,9 @@ async def _send(
         )
         if ticket.is_multipart and not etag:
             raise ProtocolError(
-                f"storage answered part {part.number} without an ETag", method="PUT"
+                f"storage answered part {part.number} without an ETag",
+                method="PUT",
+                url=redact_url(part.url),
             )
         await _call(resume.on_part, part.number, etag or "")
         return etag or ""

@@ -189,7 +189,7 @@ class Files(Resource):
         skip_existing: bool = False,
         hash_cache: str | os.PathLike[str] | HashCache | None = None,
     ) -> UploadMany:
-        """Upload many files through one shared scheduler; results stream as they finish.
+        """Upload many files through one shared pool of part slots; results stream as they finish.
 
         At most `max_files` files and `max_concurrency` parts (across all files, with their
         read buffers) are in flight. One failure does not stop the others unless

@@ -32,7 +32,7 @@ def test_skipped_entries_are_listed_and_do_not_fail(fcx: Cli, tmp_path: Path) ->
     assert skipped == [
         f"skipped {tree / 'inside.txt'}: symlink (not followed) (-> sub/b.txt)",
         f"skipped {tree / 'leak.txt'}: symlink (not followed) (-> {secret})",
-        f"skipped {tree / 'pipe'}: not a regular file (fifo)",
+        f"skipped {tree / 'pipe'}: not a regular file (FIFO)",
     ]
     assert result.stderr.splitlines()[0] == "uploading 2 files, 3 skipped"
     assert result.stderr.splitlines()[-1] == (
@@ -64,7 +64,7 @@ def test_json_and_follow_symlinks(fcx: Cli, tmp_path: Path) -> None:
             "skipped": str(tree / "pipe"),
             "client_key": "pipe",
             "code": "not_regular",
-            "reason": "not a regular file (fifo)",
+            "reason": "not a regular file (FIFO)",
         },
     ]
 

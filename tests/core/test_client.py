@@ -11,7 +11,13 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from fluidcloud_async import AsyncFluidCloud, ConfigurationError, FluidCloud, NotFoundError
+from fluidcloud_async import (
+    AsyncFluidCloud,
+    ConfigurationError,
+    FluidCloud,
+    NotFoundError,
+    ProtocolError,
+)
 from fluidcloud_async import _validate_args as check
 from fluidcloud_async._client import ClientSettings
 from fluidcloud_async._transport import USER_AGENT
@@ -57,6 +63,8 @@ def test_default_origin_and_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
         {"max_retries": -1},
         {"api_key": "fck_test_a b"},
         {"api_key": "fck_test_a\nX-Evil: 1"},
+        {"allow_insecure_http": "no"},  # truthy: would silently lift the live-key guard
+        {"trust_env": 0},
     ],
 )
 def test_bad_configuration(kwargs: dict[str, object]) -> None:
@@ -192,6 +200,15 @@ async def test_cross_origin_redirect_is_not_followed(
     assert API_KEY not in str(info.value)
     hosts = {url.host for (_, url) in mock.requests}
     assert hosts == {"api.test"}
+
+
+async def test_endless_redirects_are_a_status_less_protocol_error(
+    client: AsyncFluidCloud, mock: aioresponses
+) -> None:
+    mock.get(f"{ROOT}/files/f1", status=307, headers={"Location": f"{ROOT}/files/f1"}, repeat=True)
+    with pytest.raises(ProtocolError, match="redirects") as info:
+        await client.files.get("f1")
+    assert not hasattr(info.value, "status")
 
 
 async def test_same_origin_redirect_is_followed(

@@ -423,3 +423,24 @@ async def test_cancellation_keeps_every_stored_part_in_the_journal(
     assert emu.stats.completes == 0
     file = await fc.files.upload(src, space.id, resume=journal)
     assert await download_bytes(fc, file.id) == data
+
+
+class BytesPath:
+    """An ``os.PathLike[bytes]`` (part of ``UploadSource``)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = os.fsencode(path)
+
+    def __fspath__(self) -> bytes:
+        return self._path
+
+
+async def test_a_bytes_path_source_resumes_with_a_str_journal(
+    fc: AsyncFluidCloud, space: Space, tmp_path: Path
+) -> None:
+    data = random_bytes(SIZE)
+    source = write(tmp_path / "b.bin", data)
+    journal = tmp_path / "b.journal"
+    file = await fc.files.upload(BytesPath(source), space.id, resume=journal)
+    assert file.sha256 == sha(data) and file.original_name == "b.bin"
+    assert not journal.exists()  # completed: nothing left to resume

@@ -64,7 +64,7 @@ async def test_default_follows_no_link_and_reports_each_skip(
     assert leak.skipped is SkipReason.SYMLINK and leakdir.skipped is SkipReason.SYMLINK
     assert leak.reason == f"symlink (not followed) (-> {tmp_path / 'outside' / 'secret.txt'})"
     assert str(leak) == f"{tree / 'leak.txt'}: skipped: {leak.reason}"
-    assert by["pipe"].reason == "not a regular file (fifo)"
+    assert by["pipe"].reason == "not a regular file (FIFO)"
     assert by["sub/sock"].reason == "not a regular file (socket)"
     for r in (leak, leakdir, by["pipe"], by["sub/sock"]):
         assert r.status == "skipped" and not r.ok and r.error is None and r.file is None
