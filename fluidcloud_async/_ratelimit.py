@@ -428,7 +428,7 @@ class RateLimiter:
 def rate_limiter(transport: Transport, limit: RateLimit) -> RateLimiter:
     """The client's limiter for ``limit``: concurrent ingests through one client (and its
     ``with_options`` copies) share the key's budget instead of each spending all of it."""
-    api_key = transport.options.api_key
+    api_key = transport.settings.api_key
     return transport.sessions.resource(
         ("rate_limit", limit), lambda: RateLimiter(limit, api_key=api_key)
     )

@@ -13,7 +13,7 @@ import platform
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -40,13 +40,14 @@ from ._exceptions import (
     UnsupportedMediaTypeError,
 )
 from ._proxy import ProxySettings
-from ._redact import mask_key, redact_text, redact_url
-from ._retry import Kind, OnRetry, RetryPolicy, call, parse_retry_after
+from ._redact import redact_text, redact_url
+from ._retry import Kind, call, parse_retry_after
+from ._settings import ClientSettings
+from ._types import API_PREFIX
 from ._version import __version__
 
 logger = logging.getLogger("fluidcloud_async")
 
-API_PREFIX = "/api/v1"
 #: Largest API response body read into memory; anything bigger is a broken server.
 MAX_API_BODY = 16 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -170,47 +171,24 @@ class SessionHolder:
             await self._session.close()
 
 
-@dataclass(frozen=True)
-class TransportOptions:
-    """Settings of one client view (``with_options`` copies change these)."""
-
-    api_key: str = field(repr=False)
-    origin: str
-    timeout: float
-    max_retries: int
-    on_retry: OnRetry | None
-    retry: RetryPolicy = field(init=False, repr=False, compare=False)
-    """The retry policy of these settings, for API calls and the storage alike."""
-
-    def __post_init__(self) -> None:
-        # Derived, so ``replace(options, max_retries=...)`` rebuilds it.
-        object.__setattr__(self, "retry", RetryPolicy(self.max_retries, self.on_retry))
-
-    def __repr__(self) -> str:
-        return (
-            f"TransportOptions(origin={self.origin!r}, api_key={mask_key(self.api_key)!r}, "
-            f"timeout={self.timeout!r}, max_retries={self.max_retries!r})"
-        )
-
-
 class Transport:
     """Sends API requests: auth, retries, error mapping, logging."""
 
     def __init__(
-        self, options: TransportOptions, sessions: SessionHolder, hook: AttemptHook | None = None
+        self, settings: ClientSettings, sessions: SessionHolder, hook: AttemptHook | None = None
     ) -> None:
-        self.options = options
+        self.settings = settings
         self.sessions = sessions
         self.hook = hook
-        self._api_root = URL(options.origin + API_PREFIX)
+        self._api_root = URL(settings.origin + API_PREFIX)
 
     def with_options(self, **changes: Any) -> Transport:
-        """A transport over the same session with some options replaced."""
-        return Transport(replace(self.options, **changes), self.sessions, self.hook)
+        """A transport over the same session with some settings replaced (and re-checked)."""
+        return Transport(replace(self.settings, **changes), self.sessions, self.hook)
 
     def with_hook(self, hook: AttemptHook) -> Transport:
         """A transport over the same session whose every attempt passes ``hook``."""
-        return Transport(self.options, self.sessions, hook)
+        return Transport(self.settings, self.sessions, hook)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -239,7 +217,7 @@ class Transport:
         return await call(
             lambda attempt: self._attempt(method, url, json, attempt),
             kind=Kind.API if safe else Kind.API_ONCE,
-            policy=self.options.retry,
+            policy=self.settings.retry,
             method=method,
             url=str(url.with_query(None)),
         )
@@ -250,12 +228,12 @@ class Transport:
         return await self.hook(method, url.path, lambda: self._send(method, url, json, attempt))
 
     async def _send(self, method: str, url: URL, json: Any, attempt: int) -> Any:
-        headers = {"X-API-Key": self.options.api_key, "Accept": "application/json"}
+        headers = {"X-API-Key": self.settings.api_key, "Accept": "application/json"}
         data: bytes | None = None
         if json is not None:
             data = jsonlib.dumps(json).encode()
             headers["Content-Type"] = "application/json"
-        timeout = aiohttp.ClientTimeout(total=self.options.timeout)
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout)
         started = time.perf_counter()
         target = url
         refused: str | None = None
@@ -291,7 +269,7 @@ class Transport:
         except TimeoutError as exc:
             logger.debug("%s %s timed out (attempt %d)", method, url.path, attempt)
             raise ApiTimeoutError(
-                f"request timed out after {self.options.timeout}s", method=method, url=str(url)
+                f"request timed out after {self.settings.timeout}s", method=method, url=str(url)
             ) from exc
         except aiohttp.ClientProxyConnectionError as exc:
             raise ConnectFailed(

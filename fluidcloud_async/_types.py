@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 
+API_PREFIX = "/api/v1"
+"""The path every API endpoint lives under (``base_url`` may name it or not)."""
+
+
 class NotGiven:
     """Marks an argument the caller left out (distinct from an explicit ``None``)."""
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
-from ._transport import API_PREFIX
+from ._types import API_PREFIX
 
 if TYPE_CHECKING:
     from ._ratelimit import RateLimit

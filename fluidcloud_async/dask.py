@@ -475,7 +475,7 @@ def upload_tree(
         ValueError: A bad value, as for ``upload_many``.
     """
     started = time.monotonic()
-    from ._client import ClientSettings  # resolves the key and URL the way workers would
+    from ._settings import ClientSettings  # resolves the key and URL the way workers would
 
     top = os.fspath(root)
     if isinstance(top, bytes):

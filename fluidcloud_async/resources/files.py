@@ -150,11 +150,11 @@ class Files(Resource):
     def _engine(self) -> Engine:
         """The transfer engine's view of this resource: its API calls, the storage routes,
         the storage retry policy."""
-        options = self._transport.options
+        settings = self._transport.settings
         policy = StoragePolicy(
-            retry=options.retry,
-            read_timeout=options.timeout,
-            stall_timeout=options.timeout,
+            retry=settings.retry,
+            read_timeout=settings.timeout,
+            stall_timeout=settings.timeout,
         )
         return Engine(_EngineCalls(self), StorageRoutes(self._transport.sessions), policy)
 

@@ -19,7 +19,7 @@ from fluidcloud_async import (
     ProtocolError,
 )
 from fluidcloud_async import _validate_args as check
-from fluidcloud_async._client import ClientSettings
+from fluidcloud_async._settings import ClientSettings
 from fluidcloud_async._transport import USER_AGENT
 
 from .conftest import API_KEY, ORIGIN, ROOT

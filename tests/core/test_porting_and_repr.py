@@ -79,9 +79,9 @@ def test_file_repr_hides_the_raw_link_token() -> None:
 
 def test_transport_options_repr_hides_the_key() -> None:
     fc = AsyncFluidCloud(API_KEY, base_url="https://api.example")
-    for text in (repr(fc._transport.options), str(fc._transport.options), repr(fc)):
+    for text in (repr(fc._transport.settings), str(fc._transport.settings), repr(fc)):
         assert API_KEY not in text
-    assert "fck_test_***" in repr(fc._transport.options)
+    assert "fck_test_***" in repr(fc._transport.settings)
 
 
 async def test_validation_errors_do_not_carry_a_share_password_back(

@@ -213,7 +213,7 @@ async def test_proxy_credentials_are_used_and_never_shown(
         ssl_context=tls.client_context(),
     ) as fc:
         await _round_trip(fc, tmp_path)
-        shown = repr(fc) + repr(fc._transport.sessions.proxies) + repr(fc._transport.options)
+        shown = repr(fc) + repr(fc._transport.sessions.proxies) + repr(fc._transport.settings)
         assert password not in shown and encoded not in shown
     connects = auth_proxy.requests()
     assert connects and all(r["method"] == "CONNECT" for r in connects)

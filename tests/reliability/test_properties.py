@@ -94,7 +94,7 @@ class FakeTransport:
 def client() -> tuple[AsyncFluidCloud, FakeTransport]:
     fc = AsyncFluidCloud(KEY, base_url="http://127.0.0.1:9")
     fake = FakeTransport()
-    fake.options = fc._transport.options  # type: ignore[attr-defined]
+    fake.settings = fc._transport.settings  # type: ignore[attr-defined]
     for resource in (fc.spaces, fc.folders, fc.files, fc.shares, fc.quota, fc.uploads):
         resource._transport = fake  # type: ignore[assignment]
     return fc, fake
