@@ -558,7 +558,7 @@ def run(settings: Settings) -> dict[str, Any]:
         targets = _targets(summary, reps)
         for name in missed_clients(targets) if settings.profile else []:
             settings.say(f"  profiling {name} (py-spy --native)")
-            target, args = next(spec for n, _, spec in clients if n == name)
+            target, args = next(spec for n, _, spec in (*clients, *dl_clients) if n == name)
             profiles[name] = profile_python(target, {**common, **args}, native=True, env=env)
     shutil.rmtree(scratch, ignore_errors=True)
     if not settings.quick:

@@ -15,17 +15,19 @@ upload itself (wait for the scan, mint the link). Private modules, by responsibi
                  (sendfile, pooled preadv, memory slices), the SHA-256 pass, progress
 * ``_upload``    one file: the part plan, the shared pool of part slots, small single
                  PUTs, initiate -> parts -> complete -> verify
-* ``_storage``   the storage transport interface (send one PUT), its aiohttp
-                 implementation, S3 error parsing, expiry; retries come from ``_retry``
-* ``_threaded``  the storage transport of https URLs: part PUTs in worker threads over a
-                 keep-alive ``http.client`` pool (``FLUIDCLOUD_STORAGE_TRANSPORT``)
+* ``_storage``   the storage transport interface (one PUT, one GET attempt into a sink),
+                 its aiohttp implementation, S3 error parsing, expiry; retries: ``_retry``
+* ``_threaded``  the storage transport of https URLs: part PUTs and ranged GETs in worker
+                 threads (``FLUIDCLOUD_STORAGE_TRANSPORT``), over ``_connpool``: the
+                 keep-alive ``http.client`` pool (connect on the loop, TLS in the thread)
 * ``_bulk``      ``upload_many``: items -> checked jobs, directory walks (symlinks not
                  followed, or only inside the root; walked files opened ``O_NOFOLLOW``),
                  many files through one slot pool, results through a memory stream
 * ``_existing``  ``skip_existing``: the destination listed once, local SHA-256s (and their
                  SQLite cache) compared with the records under the batch's client keys
 * ``_journal``   resumable uploads: the atomic 0600 journal of a multipart upload
-* ``_download``  presigned GETs to a path or file object, ranged and parallel
+* ``_download``  presigned GETs to a path or file object, ranged and parallel: the retry
+                 loop, resume, URL refresh and every check of the body (``_Range``)
 
 Outside the engine: argument checks in ``_validate_args``, the retry policy in ``_retry``,
 the per-key rate limiter (a hook around every API attempt) in ``_ratelimit``.
@@ -101,10 +103,40 @@ to a discarding loopback sink in its own process, medians of 5) and
   Plain http keeps aiohttp + sendfile. ``http.client`` rather than urllib3: the stdlib has
   what is needed (CONNECT tunnel with headers, the raw socket for sendall, no re-quoting
   of the signed target) without a new dependency; urllib3 was not
-  measured. Downloads (ranged GETs) still go through aiohttp. Plain http is unchanged:
+  measured. Downloads: see the next bullet. Plain http is unchanged:
   same sink, interleaved, 5 each, code before vs after this change: 2388 vs 2375 MiB/s,
   0.13 vs 0.14 CPU-s/GiB (``--only throughput`` at 21:18, load 1.0: c=8 checksum off
   0.84x a curl that now runs 2.5-2.9 GiB/s here, against 1.7 GiB/s on 2026-11-23).
+* **Downloads over TLS: worker threads too** (2026-12-01 00:28, ``FLUIDCLOUD_BENCH_TLS_ROWS
+  =download python -m benchmarks.run --only tls --reps 5``: nginx serving the 1 GiB file
+  from a static location over TLS 1.3 on loopback, 16 MiB ranges, 4 in flight, written to
+  /dev/shm, both transports in the same run, load 0.58 -> 1.09; in brackets the 00:22 run
+  of both halves, load 0.25 -> 2.13). ``ThreadedStorage.get`` reads each range in an anyio
+  worker thread from a pooled ``http.client`` connection (``SSL_read`` releases the GIL)
+  and writes it with ``os.pwritev`` from that thread; the aiohttp path decrypts on the
+  caller's loop. Medians of 5: MiB/s, x curl ``--parallel`` of the same ranges, client
+  CPU-s/GiB, caller's loop-lag p99, RSS growth::
+
+                        aiohttp TLS (before)               threads (now: the https default)
+    verify off           705 0.66x [0.60] 1.66 5.2 ms 13 MiB  1111 1.02x [0.95] 1.07 7.4 ms 5.5 MiB
+    verify on (default)  415 0.39x [0.35] 2.69 4.0 ms 13 MiB   505 0.47x [0.44] 2.14 5.0 ms 9.5 MiB
+    references          curl --parallel ranges 1064 MiB/s 0.94 CPU-s/GiB; one curl GET 1184
+
+  Threads won on throughput (1.58x [1.56x]) and CPU (-36 % [-37 %]; the loop's own share
+  fell from 1.29 to 0.05 CPU-s/GiB, the workers spend 0.98) and lost on loop lag p99
+  (+2.2 ms [+4.0]): on 2 cores nginx and four decrypting threads oversubscribe the CPU and
+  the loop waits to be scheduled and for the GIL, which each worker takes back once per
+  16 KiB TLS record (``SSL_read`` returns one record); the aiohttp loop is never off the
+  CPU. GC was ruled out (gc callbacks: no gen-2 collection, gen-1 <= 1 ms), and so was the
+  GIL's switch interval (raw test: 1 ms instead of 5, the same lag). Bodies with a
+  Content-Length are read with ``recv_into`` straight from the socket, not through
+  http.client's reader (raw 4-thread test: -10 % CPU, p99 5.6 vs 6.7 ms); a chunked body
+  keeps http.client's reader. urllib3 was not measured (as for PUTs: the stdlib has
+  what is needed, without a new dependency). Missed: loop lag p99 <= 5 ms with threads
+  (4.8-8.6 per run); verify on stays at ~0.5x curl, because the SHA-256 pass runs after
+  the last byte (1.06 CPU-s/GiB, either transport). A drop loses the unwritten partial
+  MiB on both paths (resume from the last whole chunk written), and a file object still
+  gets its chunks on the loop.
 * **Not adopted.** ``send()`` from an ``mmap`` of the file beat sendfile on this kernel's
   loopback in a raw test, but a file truncated during the upload would kill the process
   with SIGBUS; sendfile and preadv report a short read instead.

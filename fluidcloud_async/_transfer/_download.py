@@ -4,9 +4,12 @@ A path destination is written to a temporary file beside it and moved into place
 every byte is there and the SHA-256 matches the record, so a failed or cancelled download
 never leaves a partial file under the final name; an existing file is replaced only when
 asked (``overwrite=True``). Large files are fetched as parallel ranged GETs written with
-``os.pwritev`` at their offsets (from a worker thread, batched to ~1 MiB, no
-concatenation); a dropped range resumes from its last byte; an expired presigned URL is
-simply asked for again (download URLs, unlike upload URLs, can be).
+``os.pwritev`` at their offsets (~1 MiB at a time, no concatenation); a dropped range
+resumes from its last byte written; an expired presigned URL is simply asked for again
+(download URLs, unlike upload URLs, can be). Each attempt goes through the URL's storage
+transport (``StorageRoutes``: worker threads for https, whose threads write with
+``pwritev`` themselves; aiohttp for http), handed a :class:`_Range` that holds every check;
+the retry loop, resume and refresh are here, the same for both.
 
 The storage is not trusted further than the record: a body longer than the record (or the
 requested range) is cut off before the excess is written and fails for good

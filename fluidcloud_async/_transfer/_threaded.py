@@ -22,41 +22,37 @@ to the sink (before a byte of a chunk is written), and a cancellation (an anyio 
 native ``task.cancel()``) or ``close()`` shuts the socket down under the thread, which
 stops between chunks and closes its own connection before the call returns. A body that
 makes no progress for the stall timeout (PUT) or the read timeout (GET) is aborted the
-same way (``ApiTimeoutError``). New TCP connections are opened on the loop (DNS and
-connect are cancellable there); the CONNECT tunnel and the TLS handshake run in the thread.
+same way (``ApiTimeoutError``). The connections come from ``_connpool``: new TCP
+connections are opened on the loop (DNS and connect are cancellable there); the CONNECT
+tunnel and the TLS handshake run in the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import os
-import select
 import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from .._exceptions import (
     ApiConnectionError,
     ApiError,
     ApiTimeoutError,
     ClientClosed,
-    ConnectFailed,
     FluidCloudError,
 )
 from .._redact import redact_url
+from ._connpool import ConnectionPool, Job, Stopped
 from ._io import BufferPool, FileBody, MemoryBody, pread_into, settle
 from ._storage import (
     MAX_ERROR_BODY,
@@ -68,8 +64,7 @@ from ._storage import (
 )
 
 if TYPE_CHECKING:
-    from .._proxy import ProxyRoute, ProxySettings
-    from ._sources import Reader
+    from .._proxy import ProxySettings
 
 #: Environment knob (private, for benchmarks and tests): ``auto`` (https -> threads, http ->
 #: aiohttp with sendfile), ``threads`` (both schemes) or ``aiohttp`` (both schemes).
@@ -83,8 +78,6 @@ EARLY_ANSWER_WAIT = 1.0
 #: 4 MiB (a quarter of the GIL re-acquisitions) measured no better in bench_tls on 2 cores
 #: (checksum off 0.76-0.93 x curl vs 0.85-0.99, loop lag unchanged) for 4x the memory.
 THREAD_CHUNK = 1 << 20
-#: Idle keep-alive connections kept per (host, port, proxy).
-KEEP_IDLE = 16
 
 RESOURCE_KEY = "threaded-storage"
 """The client resource (see ``SessionHolder.resource``) holding the connection pool."""
@@ -104,67 +97,6 @@ class _SourceFailed(Exception):
         self.cause = cause
 
 
-class _Stopped(Exception):
-    """Internal: the job was aborted (cancellation or client close) between chunks."""
-
-
-_Key = tuple[str, str, int, "ProxyRoute | None"]
-
-
-@dataclass(eq=False)
-class _Job:
-    """One PUT or GET attempt, shared between the loop (progress, abort) and its thread."""
-
-    method: str
-    url: str
-    key: _Key
-    target: str
-    policy: StoragePolicy
-    length: int = 0
-    content_type: str | None = None
-    sink: GetSink | None = None
-    """A GET's destination and checks."""
-    view: memoryview | None = None
-    reader: Reader | None = None
-    offset: int = 0
-    buffer: bytearray | None = None
-    done: int = 0
-    """Body bytes written to the socket or received (only the thread writes it)."""
-    reported: int = 0
-    """Of ``done``, the bytes a GET's watcher has counted as progress."""
-    sending: bool = False
-    """True while the body moves (the watcher's stall clock runs then)."""
-    stalled: bool = False
-    stop: threading.Event = field(default_factory=threading.Event)
-    conn: http.client.HTTPConnection | None = None
-    sock: socket.socket | None = None
-    """A TCP connection opened on the loop, for the thread to turn into ``conn``."""
-    handle: socket.socket | None = None
-    """A duplicate of ``sock``'s descriptor: ``ssl.wrap_socket`` detaches ``sock`` during
-    the handshake, and an abort must still reach the connection then."""
-
-    @property
-    def stall_limit(self) -> float:
-        """Seconds without a body byte moving before the watcher aborts the attempt."""
-        policy = self.policy
-        return policy.stall_timeout if self.method == "PUT" else policy.read_timeout
-
-    def abort(self, *, stalled: bool = False) -> None:
-        """From the loop: stop the thread now (it is between chunks or blocked in one)."""
-        self.stalled = self.stalled or stalled
-        self.stop.set()
-        conn = self.conn
-        sock = conn.sock if conn is not None else None
-        if sock is None or sock.fileno() < 0:
-            sock = self.handle
-        if sock is not None:
-            # The plain socket's shutdown, not SSLSocket's (which drops its SSL object
-            # under the thread): the blocked SSL_write/read then fails at once. The thread
-            # closes the connection itself, so no descriptor is closed under it.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
 class ThreadedStorage:
     """Presigned PUTs and GETs in worker threads over a thread-safe keep-alive pool.
 
@@ -175,25 +107,15 @@ class ThreadedStorage:
     def __init__(
         self, ssl_context: ssl.SSLContext | None, proxies: ProxySettings, limit: int
     ) -> None:
-        # The client's context when given, else what aiohttp's default is: the system
-        # trust store (which honours SSL_CERT_FILE / SSL_CERT_DIR), hostname checked.
-        self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
-        self._proxies = proxies
+        self._pool = ConnectionPool(ssl_context, proxies)
         self._limiter = anyio.CapacityLimiter(max(1, limit or 100))
-        self._lock = threading.Lock()
-        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
-        self._active: set[_Job] = set()
+        self._active: set[Job] = set()
         self._closed = False
         self._buffers = BufferPool(THREAD_CHUNK, keep=16)
 
     def supports(self, url: str) -> bool:
-        """Whether this transport can send to ``url`` (http(s); through no proxy or an
-        ``http://`` one: a TLS connection *to* the proxy stays with aiohttp)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return False
-        route = self._proxies.route(URL(url, encoded=True))
-        return route is None or route.url.scheme == "http"
+        """Whether this transport can send to ``url`` (see :meth:`ConnectionPool.supports`)."""
+        return self._pool.supports(url)
 
     async def put(
         self,
@@ -237,8 +159,8 @@ class ThreadedStorage:
         read into one pooled buffer, written by ``sink.pwrite`` from the same thread when
         it has one, else handed to ``sink.deliver`` on the loop. Errors as for a PUT."""
         self._check_open("GET", url)
-        key, target = self._route(url)
-        job = _Job("GET", url, key, target, policy, sink=sink)
+        key, target = self._pool.route(url)
+        job = Job("GET", url, key, target, policy, sink=sink)
         job.buffer = self._buffers.take()
 
         async def forward() -> None:
@@ -263,7 +185,7 @@ class ThreadedStorage:
             )
 
     async def _drive(
-        self, job: _Job, forward: Callable[[], Awaitable[None]]
+        self, job: Job, forward: Callable[[], Awaitable[None]]
     ) -> tuple[Any, BaseException | None]:
         """Run ``job`` in a worker thread: ``(result, None)`` or ``(None, its failure)``.
 
@@ -273,9 +195,9 @@ class ThreadedStorage:
             # A pooled connection, else a new TCP connection opened here on the loop: a
             # connect (DNS, SYN to an unreachable host) is cancelled at once, where one
             # inside the thread could hold a cancellation for the whole connect timeout.
-            job.conn = self._take_idle(job.key)
+            job.conn = self._pool.take_idle(job.key)
             if job.conn is None:
-                job.sock = await self._open(job)
+                job.sock = await self._pool.open(job)
                 job.handle = job.sock.dup()
         except BaseException:
             self._active.discard(job)
@@ -310,27 +232,13 @@ class ThreadedStorage:
                 job.sock.close()
         await forward()
         self._check_open(job.method, job.url)
-        if isinstance(failure, _Stopped):
+        if isinstance(failure, Stopped):
             # Aborted because this task is being cancelled: deliver that cancellation.
             await anyio.lowlevel.checkpoint()
             raise ApiConnectionError(
                 f"storage {job.method} aborted", method=job.method, url=redact_url(job.url)
             ) from None
         return result, failure
-
-    def _route(self, url: str) -> tuple[_Key, str]:
-        """The pool key of ``url`` and the request target to send."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        host = parts.hostname or ""
-        port = parts.port or (443 if scheme == "https" else 80)
-        route = self._proxies.route(URL(url, encoded=True))
-        # Exactly as issued: the signature must not be re-quoted. A plain-http request
-        # through a proxy names the absolute URL (the proxy forwards it).
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if route is not None and scheme == "http":
-            target = url.split("#", 1)[0]
-        return (scheme, host, port, route), target
 
     def _put_job(
         self,
@@ -339,9 +247,9 @@ class ThreadedStorage:
         length: int,
         content_type: str | None,
         policy: StoragePolicy,
-    ) -> _Job:
-        key, target = self._route(url)
-        job = _Job("PUT", url, key, target, policy, length=length, content_type=content_type)
+    ) -> Job:
+        key, target = self._pool.route(url)
+        job = Job("PUT", url, key, target, policy, length=length, content_type=content_type)
         if isinstance(body, MemoryBody):
             job.view = body.view
         elif isinstance(body, FileBody):
@@ -355,7 +263,7 @@ class ThreadedStorage:
 
     @staticmethod
     async def _watch(
-        job: _Job, thread: asyncio.Future[Any], forward: Callable[[], Awaitable[None]]
+        job: Job, thread: asyncio.Future[Any], forward: Callable[[], Awaitable[None]]
     ) -> None:
         """Until the thread returns: forward its progress, keep the stall clock."""
         seen, since = -1, 0.0
@@ -369,46 +277,8 @@ class ThreadedStorage:
                 job.abort(stalled=True)  # the thread raises ApiTimeoutError
 
     # -- in the worker thread ---------------------------------------------------------
-    async def _open(self, job: _Job) -> socket.socket:
-        """A connected TCP socket to the storage host or the proxy (cancellable)."""
-        _scheme, host, port, route = job.key
-        if route is not None:
-            host, port = route.url.host or "", route.url.port or 80
-        loop = asyncio.get_running_loop()
-        last: OSError | None = None
-        try:
-            with anyio.fail_after(job.policy.connect_timeout):
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                for family, kind, proto, _name, address in infos:
-                    sock = socket.socket(family, kind, proto)
-                    try:
-                        sock.setblocking(False)
-                        await loop.sock_connect(sock, address)
-                    except OSError as exc:
-                        sock.close()
-                        last = exc
-                        continue
-                    except BaseException:
-                        sock.close()
-                        raise
-                    return sock
-        except (OSError, TimeoutError) as exc:
-            raise _connect_error(exc, job, route) from None
-        raise _connect_error(last or OSError(f"no address for {host}"), job, route) from None
-
-    def _take_idle(self, key: _Key) -> http.client.HTTPConnection | None:
-        """A pooled connection the server has not closed, if any (non-blocking)."""
-        with self._lock:
-            idle = self._idle.get(key, [])
-            while idle:
-                conn = idle.pop()
-                if _usable(conn):
-                    return conn
-                conn.close()
-        return None
-
-    def _run(self, job: _Job) -> str | None:
-        conn = self._checkout(job)
+    def _run(self, job: Job) -> str | None:
+        conn = self._pool.checkout(job)
         keep = False
         try:
             if job.method == "GET":
@@ -419,66 +289,11 @@ class ThreadedStorage:
         finally:
             job.conn = None
             if keep and not job.stop.is_set():
-                self._checkin(job.key, conn)
+                self._pool.checkin(job.key, conn)
             else:
                 conn.close()
 
-    def _checkout(self, job: _Job) -> http.client.HTTPConnection:
-        if job.conn is not None:
-            return job.conn
-        conn = self._connect(job)
-        if job.stop.is_set():  # aborted during the handshake
-            conn.close()
-            raise _Stopped
-        return conn
-
-    def _checkin(self, key: _Key, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if self._closed or len(idle) >= KEEP_IDLE:
-                conn.close()
-            else:
-                idle.append(conn)
-
-    def _connect(self, job: _Job) -> http.client.HTTPConnection:
-        scheme, host, port, route = job.key
-        timeout = job.policy.connect_timeout
-        conn: http.client.HTTPConnection
-        if route is None:
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
-            else:
-                conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        else:
-            proxy_host, proxy_port = route.url.host or "", route.url.port or 80
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(
-                    proxy_host, proxy_port, timeout=timeout, context=self._ssl
-                )
-                # CONNECT host:port with the credentials; TLS runs inside the tunnel,
-                # verified against the storage host's name.
-                headers = {}
-                if route.authorization is not None:
-                    headers["Proxy-Authorization"] = route.authorization
-                conn.set_tunnel(f"[{host}]" if ":" in host else host, port, headers=headers)
-            else:
-                conn = http.client.HTTPConnection(proxy_host, proxy_port, timeout=timeout)
-        sock, job.sock = job.sock, None
-        assert sock is not None
-        sock.settimeout(timeout)
-        # http.client connects through this hook: hand it the socket the loop connected
-        # (the tunnel's CONNECT and the TLS handshake still happen here, in the thread).
-        setattr(conn, "_create_connection", lambda *_args, **_kwargs: sock)  # noqa: B010
-        job.conn = conn  # from here an abort shuts the socket down under the handshake
-        try:
-            conn.connect()
-        except BaseException as exc:
-            conn.close()
-            sock.close()
-            raise _connect_error(exc, job, route) from None
-        return conn
-
-    def _exchange(self, conn: http.client.HTTPConnection, job: _Job) -> tuple[str | None, bool]:
+    def _exchange(self, conn: http.client.HTTPConnection, job: Job) -> tuple[str | None, bool]:
         """Headers, body, answer. Returns (ETag, whether the connection can be reused)."""
         method, url, policy = "PUT", job.url, job.policy
         try:
@@ -517,14 +332,14 @@ class ThreadedStorage:
             return self._answer(conn.getresponse(), job)
         except (ApiError, ApiConnectionError, _SourceFailed):
             raise
-        except _Stopped:
+        except Stopped:
             raise self._stopped(job) from None
         except (OSError, http.client.HTTPException) as exc:
             if job.stop.is_set():
                 raise self._stopped(job) from None
             raise _transfer_error(exc, method, url) from None
 
-    def _get_exchange(self, conn: http.client.HTTPConnection, job: _Job) -> bool:
+    def _get_exchange(self, conn: http.client.HTTPConnection, job: Job) -> bool:
         """Headers, answer, body into the sink. Returns whether the connection can be
         reused (the whole body was read)."""
         sink, policy, stop = job.sink, job.policy, job.stop
@@ -540,6 +355,7 @@ class ThreadedStorage:
             self._proxy_auth(conn, job)
             conn.putheader("User-Agent", _user_agent())
             conn.endheaders()
+            job.live = conn.sock
             resp = conn.getresponse()
             headers = CIMultiDictProxy(CIMultiDict(resp.getheaders()))
             if resp.status >= 300:
@@ -547,23 +363,8 @@ class ThreadedStorage:
                 resp.close()
                 raise storage_error(resp.status, payload, "GET", job.url, headers)
             sink.check(resp.status, headers)
-            # Blocking while the body arrives, as a PUT's body leaves: each SSL_read waits
-            # without the GIL; the watcher keeps the read timeout as a stall clock.
-            conn.sock.settimeout(None)
-            job.sending = True
-            while True:  # bounded by the body (and the sink's admit)
-                if stop.is_set():
-                    raise _Stopped
-                got = resp.readinto(whole)  # fills the buffer unless the body ends first
-                if stop.is_set():  # a shut-down socket reads as EOF: not the body's end
-                    raise _Stopped
-                if not got:
-                    break
-                if got < len(whole) and resp.length:
-                    # The connection closed with bytes of the announced body still due.
-                    # Like the aiohttp path's unfinished batch, the partial chunk is not
-                    # written: the retry resumes from the last whole chunk.
-                    raise ConnectionResetError(f"the body stopped {resp.length} bytes short")
+
+            def consume(got: int) -> None:
                 sink.admit(got)  # nothing of the chunk is written past the range's end
                 chunk = whole[:got]
                 if sink.pwrite is not None:
@@ -573,13 +374,21 @@ class ThreadedStorage:
                     copied: Chunks = [bytes(chunk)]
                     anyio.from_thread.run(sink.deliver, copied, got)
                 job.done += got
+
+            # Blocking while the body arrives, as a PUT's body leaves: each SSL_read waits
+            # without the GIL; the watcher keeps the read timeout as a stall clock.
+            conn.sock.settimeout(None)
+            job.sending = True
+            if resp.length is not None and not resp.chunked and not resp.will_close:
+                keep = _read_direct(resp, conn.sock, whole, stop, consume)
+            else:
+                keep = _read_buffered(resp, whole, stop, consume)
             job.sending = False
-            keep = not resp.will_close and resp.isclosed()
             resp.close()
             return keep
         except FluidCloudError:  # first: PermissionError (403) is an OSError too
             raise
-        except _Stopped:
+        except Stopped:
             raise self._stopped(job) from None
         except (OSError, http.client.HTTPException) as exc:
             if stop.is_set():
@@ -587,14 +396,14 @@ class ThreadedStorage:
             raise _transfer_error(exc, "GET", job.url) from None
 
     @staticmethod
-    def _proxy_auth(conn: http.client.HTTPConnection, job: _Job) -> None:
+    def _proxy_auth(conn: http.client.HTTPConnection, job: Job) -> None:
         """A plain-http request through a proxy carries its credentials (https: CONNECT)."""
         route = job.key[3]
         if route is not None and route.authorization and job.key[0] == "http":
             conn.putheader("Proxy-Authorization", route.authorization)
 
     @staticmethod
-    def _stopped(job: _Job) -> Exception:
+    def _stopped(job: Job) -> Exception:
         if job.stalled:
             what = "accepted" if job.method == "PUT" else "received"
             return ApiTimeoutError(
@@ -602,9 +411,9 @@ class ThreadedStorage:
                 method=job.method,
                 url=redact_url(job.url),
             )
-        return _Stopped()
+        return Stopped()
 
-    def _answer(self, resp: http.client.HTTPResponse, job: _Job) -> tuple[str | None, bool]:
+    def _answer(self, resp: http.client.HTTPResponse, job: Job) -> tuple[str | None, bool]:
         payload = resp.read(MAX_ERROR_BODY)
         headers = CIMultiDictProxy(CIMultiDict(resp.getheaders()))
         keep = not resp.will_close and resp.isclosed()  # the whole body was read
@@ -615,13 +424,13 @@ class ThreadedStorage:
             return etag, keep
         raise storage_error(resp.status, payload, "PUT", job.url, headers)
 
-    def _send_body(self, sock: socket.socket, job: _Job) -> None:
+    def _send_body(self, sock: socket.socket, job: Job) -> None:
         stop = job.stop
         if job.view is not None:
             view = job.view
             for start in range(0, len(view), THREAD_CHUNK):
                 if stop.is_set():
-                    raise _Stopped
+                    raise Stopped
                 chunk = view[start : start + THREAD_CHUNK]
                 sock.sendall(chunk)
                 job.done += len(chunk)
@@ -632,7 +441,7 @@ class ThreadedStorage:
         whole = memoryview(buf)
         while job.done < job.length:
             if stop.is_set():
-                raise _Stopped
+                raise Stopped
             want = min(len(whole), job.length - job.done)
             view = whole[:want]
             position = job.offset + job.done
@@ -651,14 +460,10 @@ class ThreadedStorage:
     async def aclose(self) -> None:
         """Abort running requests (they raise :class:`ClientClosed`), close idle
         connections."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, {}
+        self._closed = True
+        self._pool.close()
         for job in list(self._active):
             job.abort()
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
 
 
 def _failed(thread: asyncio.Future[Any], exc: BaseException) -> asyncio.Future[Any] | None:
@@ -669,24 +474,74 @@ def _failed(thread: asyncio.Future[Any], exc: BaseException) -> asyncio.Future[A
     return None
 
 
-async def _forward(job: _Job, body: Any) -> None:
+async def _forward(job: Job, body: Any) -> None:
     """Move the thread's byte count into the body (progress, rollback bookkeeping)."""
     delta = job.done - body.sent
     if delta:
         await body.count(delta)
 
 
-def _usable(conn: http.client.HTTPConnection) -> bool:
-    """An idle connection is reusable if the server has not closed it (nothing readable:
-    an idle HTTP/1.1 connection only becomes readable at EOF or a stray byte)."""
-    sock = conn.sock
-    if sock is None:
-        return False
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return False
-    return not readable
+def _read_direct(
+    resp: http.client.HTTPResponse,
+    sock: socket.socket,
+    whole: memoryview,
+    stop: threading.Event,
+    consume: Callable[[int], None],
+) -> bool:
+    """A Content-Length body, read with ``recv_into`` straight from the socket into
+    ``whole``, handed to ``consume`` each time it is full (and at the end). Returns whether
+    the connection is reusable.
+
+    ``SSL_read`` yields one TLS record (16 KiB) per call, so the GIL is taken back 64 times
+    per MiB; http.client's reader adds two Python-level layers to each. Without them, in a
+    raw 4-thread test against bench_tls's nginx (1 GiB, 16 MiB ranges, medians of 3):
+    -10 % CPU (0.92 vs 1.02 s/GiB), +4 % MiB/s, loop lag p99 5.6 vs 6.7 ms."""
+    remaining = resp.length or 0
+    # What http.client's reader buffered with the headers (peek reads nothing when it
+    # holds some); bytes beyond the body mean a confused server: not reused.
+    head = resp.fp.peek() if remaining else b""
+    filled = min(len(head), remaining)
+    extra = len(head) > remaining
+    whole[:filled] = head[:filled]
+    resp.fp.read(filled)
+    remaining -= filled
+    while remaining or filled:  # bounded by the announced length
+        if stop.is_set():
+            raise Stopped
+        if remaining and filled < len(whole):
+            got = sock.recv_into(whole[filled:], min(len(whole) - filled, remaining))
+            if stop.is_set():  # a shut-down socket reads as EOF: not the body's end
+                raise Stopped
+            if not got:
+                # Closed with bytes still due. Like the aiohttp path's unfinished batch,
+                # the partial chunk is not written: the retry resumes after the last one.
+                raise ConnectionResetError(f"the body stopped {remaining} bytes short")
+            filled += got
+            remaining -= got
+            if filled < len(whole) and remaining:
+                continue
+        consume(filled)
+        filled = 0
+    return not extra
+
+
+def _read_buffered(
+    resp: http.client.HTTPResponse,
+    whole: memoryview,
+    stop: threading.Event,
+    consume: Callable[[int], None],
+) -> bool:
+    """A chunked (or close-delimited) body through http.client's own reader."""
+    while True:  # bounded by the body (and the sink's admit)
+        if stop.is_set():
+            raise Stopped
+        got = resp.readinto(whole)  # fills the buffer unless the body ends first
+        if stop.is_set():
+            raise Stopped
+        if not got:
+            break
+        consume(got)
+    return not resp.will_close and resp.isclosed()
 
 
 def _early_answer(conn: http.client.HTTPConnection) -> http.client.HTTPResponse | None:
@@ -698,33 +553,6 @@ def _early_answer(conn: http.client.HTTPConnection) -> http.client.HTTPResponse 
     except (OSError, http.client.HTTPException, AssertionError):
         return None
     return resp if resp.status >= 300 else None
-
-
-def _connect_error(exc: BaseException, job: _Job, route: ProxyRoute | None) -> BaseException:
-    safe_url = redact_url(job.url)
-    if isinstance(exc, (ApiError, ApiConnectionError, _Stopped)) or not isinstance(
-        exc, (OSError, http.client.HTTPException)
-    ):
-        return exc
-    if job.stop.is_set():
-        return _Stopped()
-    method = job.method
-    if isinstance(exc, TimeoutError):
-        return ApiTimeoutError(
-            f"storage {method} timed out connecting", method=method, url=safe_url
-        )
-    text = str(exc)
-    if route is not None and text.startswith("Tunnel connection failed"):
-        status = text.partition(":")[2].strip()
-        return ApiConnectionError(
-            f"the proxy refused storage {method}: {status}", method=method, url=safe_url
-        )
-    if route is not None and isinstance(exc, ConnectionRefusedError | socket.gaierror):
-        where = f"{route.url.host}:{route.url.port}"
-        return ConnectFailed(
-            f"cannot connect to the proxy {where}: {scrub(text)}", method=method, url=safe_url
-        )
-    return ConnectFailed(f"cannot connect to storage: {scrub(text)}", method=method, url=safe_url)
 
 
 def _transfer_error(exc: BaseException, method: str, url: str) -> ApiConnectionError:

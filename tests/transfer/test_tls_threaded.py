@@ -4,33 +4,41 @@ https storage URLs go through ``_threaded.ThreadedStorage`` by default: these te
 representative subset of the transfer guarantees on it - byte-exact multipart and single
 PUTs, retries with progress rollback, a stall, cancellation and client close with no
 leaked thread or socket, a source that shrinks, the aiohttp knob - and record (not
-assert) the caller's event-loop lag.
+assert) the caller's event-loop lag. Downloads likewise: byte-exact ranged and single
+GETs to paths and file objects, a drop mid-range that resumes, an expired URL refreshed,
+a longer body refused, a stalled body, and a prompt cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
 import pytest
+from aiohttp import web
 
 from fluidcloud_async import (
     AsyncFluidCloud,
+    File,
     SourceChangedError,
     Space,
+    StorageProtocolError,
     UploadError,
 )
 from fluidcloud_async._exceptions import ClientClosed
+from fluidcloud_async._transfer import _download
 from fluidcloud_async._transfer._threaded import TRANSPORT_ENV, ThreadedStorage
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
 from tests._tls import Tls, make_tls
 
-from .conftest import PART, THRESHOLD, NoSleep, random_bytes, sha, write
+from .conftest import PART, THRESHOLD, MiB, NoSleep, random_bytes, sha, write
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +193,7 @@ async def test_cancellation_stops_threads_and_closes_sockets_promptly(
     # would also fail the run: ResourceWarning is an error here).
     storage = fc.files._engine().storage.for_url(emu.storage_url)
     assert isinstance(storage, ThreadedStorage)
-    assert not storage._active and not any(storage._idle.values())
+    assert not storage._active and not any(storage._pool.idle.values())
 
 
 async def test_closing_the_client_mid_upload_raises_client_closed(
@@ -303,3 +311,274 @@ async def test_cancelling_during_a_stuck_tls_handshake_is_prompt(
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+# -- downloads over TLS through threads -------------------------------------------------------
+
+
+@pytest.fixture
+def gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """URL of every GET attempt the threaded transport sends."""
+    seen: list[str] = []
+    original = ThreadedStorage.get
+
+    async def spy(self: ThreadedStorage, url: str, *args: object, **kwargs: object) -> None:
+        seen.append(url)
+        await original(self, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ThreadedStorage, "get", spy)
+    return seen
+
+
+@pytest.fixture
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_download, "RANGE_PART", PART)
+
+
+class TlsStorage:
+    """A scripted https storage (one route) for faults the emulator does not make."""
+
+    def __init__(self) -> None:
+        self.handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
+        self.ranges: list[str] = []
+        self.url = ""
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        self.ranges.append(request.headers.get("Range", ""))
+        assert self.handler is not None
+        return await self.handler(request)
+
+
+@pytest.fixture
+async def tls_storage(tls: Tls) -> AsyncIterator[TlsStorage]:
+    box = TlsStorage()
+    app = web.Application()
+    app.router.add_get("/obj", box.serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context())
+    await site.start()
+    box.url = f"https://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
+    try:
+        yield box
+    finally:
+        await runner.cleanup()
+
+
+def serve_record(
+    fc: AsyncFluidCloud, monkeypatch: pytest.MonkeyPatch, url: str, data: bytes
+) -> None:
+    """Make ``fc`` see one clean file ``f1`` of ``data`` whose presigned URL is ``url``."""
+    record = File(id="f1", original_name="x.bin", size=len(data), sha256=sha(data))
+
+    async def get(file_id: str) -> File:
+        return record
+
+    async def download_url(file_id: str) -> str:
+        return url
+
+    monkeypatch.setattr(fc.files, "get", get)
+    monkeypatch.setattr(fc.files, "download_url", download_url)
+
+
+def _range_of(request: web.Request, size: int) -> tuple[int, int]:
+    header = request.headers.get("Range", "")
+    if not header:
+        return 0, size - 1
+    first, _, last = header.removeprefix("bytes=").partition("-")
+    return int(first), int(last) if last else size - 1
+
+
+def _idle_and_active(fc: AsyncFluidCloud, url: str) -> tuple[int, int]:
+    storage = fc.files._engine().storage.for_url(url)
+    assert isinstance(storage, ThreadedStorage)
+    return len(storage._active), sum(len(v) for v in storage._pool.idle.values())
+
+
+async def test_downloads_over_tls_are_byte_exact_through_threads(
+    fc: AsyncFluidCloud,
+    space: Space,
+    tmp_path: Path,
+    gets: list[str],
+    small_ranges: None,
+) -> None:
+    data = random_bytes(5 * PART + 321, seed=20)
+    f = await fc.files.upload(data, space.id, name="d.bin", wait_until_clean=True)
+    seen: list[int] = []
+    dest = tmp_path / "d.bin"
+    await fc.files.download(f.id, dest, max_concurrency=3, progress=lambda r, t: seen.append(r))
+    assert dest.read_bytes() == data
+    assert len(gets) == 6 and all(u.startswith("https://") for u in gets)  # 6 ranges
+    assert seen == sorted(seen) and seen[-1] == len(data)
+    buf = io.BytesIO()  # a file object: chunks handed to the loop, in order
+    await fc.files.download(f.id, buf)
+    assert buf.getvalue() == data and len(gets) == 7
+    small = await fc.files.upload(b"tiny", space.id, name="t.bin", wait_until_clean=True)
+    await fc.files.download(small.id, tmp_path / "t.bin")
+    assert (tmp_path / "t.bin").read_bytes() == b"tiny"
+    assert os.listdir(tmp_path) == ["d.bin", "t.bin"]
+
+
+async def test_a_drop_mid_range_resumes_from_the_last_chunk_written(
+    fc: AsyncFluidCloud,
+    tls_storage: TlsStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    gets: list[str],
+) -> None:
+    """Each 3 MiB range dies after 2.5 MiB the first time: the retry asks for the rest
+    from the last whole 1 MiB chunk written (not from the range's start)."""
+    monkeypatch.setattr(_download, "RANGE_PART", 3 * MiB)
+    data = random_bytes(6 * MiB + 77, seed=21)
+    serve_record(fc, monkeypatch, tls_storage.url, data)
+    cut: set[int] = set()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        start, last = _range_of(request, len(data))
+        resp = web.StreamResponse(status=206)
+        resp.headers["Content-Range"] = f"bytes {start}-{last}/{len(data)}"
+        resp.content_length = last - start + 1
+        await resp.prepare(request)
+        body = data[start : last + 1]
+        if last not in cut and len(body) > 2 * MiB:
+            cut.add(last)
+            await resp.write(body[: 5 * MiB // 2])
+            await asyncio.sleep(0.2)  # the client reads it all before the reset
+            assert request.transport is not None
+            request.transport.abort()
+            return resp
+        await resp.write(body)
+        return resp
+
+    tls_storage.handler = handler
+    dest = tmp_path / "r.bin"
+    await fc.files.download("f1", dest, max_concurrency=2)
+    assert dest.read_bytes() == data
+    assert len(cut) == 2 and len(gets) == 5  # 3 ranges, 2 of them resumed once
+    assert f"bytes={2 * MiB}-{3 * MiB - 1}" in tls_storage.ranges
+    assert f"bytes={5 * MiB}-{6 * MiB - 1}" in tls_storage.ranges
+
+
+async def test_an_expired_url_is_refreshed_over_tls(
+    fc: AsyncFluidCloud, space: Space, emu: Emulator, tmp_path: Path, gets: list[str]
+) -> None:
+    data = random_bytes(3000, seed=22)
+    f = await fc.files.upload(data, space.id, name="e.bin", wait_until_clean=True)
+    original = fc.files.download_url
+    urls: list[str] = []
+
+    async def download_url(file_id: str) -> str:
+        urls.append(await original(file_id))
+        if len(urls) == 1:
+            emu.advance_time(2 * 3600)  # the first URL is dead on arrival
+        return urls[-1]
+
+    fc.files.download_url = download_url  # type: ignore[method-assign]
+    await fc.files.download(f.id, tmp_path / "e.bin")
+    assert (tmp_path / "e.bin").read_bytes() == data
+    assert gets == urls and len(urls) == 2  # the 403 was not retried: refreshed
+
+
+async def test_a_longer_body_over_tls_is_a_protocol_error_not_retried(
+    fc: AsyncFluidCloud,
+    tls_storage: TlsStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sleeps: NoSleep,
+    gets: list[str],
+) -> None:
+    data = random_bytes(1000, seed=23)
+    serve_record(fc, monkeypatch, tls_storage.url, data)
+    writes: list[tuple[int, int]] = []
+    real = _download._pwritev
+
+    def spy(fd: int, chunks: list[bytes], offset: int) -> None:
+        writes.append((offset, sum(len(c) for c in chunks)))
+        real(fd, chunks, offset)
+
+    monkeypatch.setattr(_download, "_pwritev", spy)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()  # no Content-Length: only counting can tell
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(40):
+                await resp.write(data + b"x" * (64 * 1024))
+            await resp.write_eof()
+        return resp
+
+    tls_storage.handler = handler
+    with pytest.raises(StorageProtocolError, match="more than the 1000 bytes"):
+        await fc.files.download("f1", tmp_path / "o.bin")
+    assert len(gets) == 1 and sleeps.calls == [] and writes == []
+    assert os.listdir(tmp_path) == []
+    assert _idle_and_active(fc, tls_storage.url) == (0, 0)  # that connection was closed
+
+
+async def test_cancelling_a_tls_download_is_prompt_and_leaks_nothing(
+    fc: AsyncFluidCloud,
+    space: Space,
+    emu: Emulator,
+    tmp_path: Path,
+    running: Running,
+    small_ranges: None,
+) -> None:
+    data = random_bytes(6 * PART, seed=24)
+    f = await fc.files.upload(data, space.id, name="c.bin", wait_until_clean=True)
+    _active, idle = _idle_and_active(fc, emu.storage_url)  # the upload's, pooled
+    emu.faults.storage_bandwidth = 256 * 1024  # bytes/s per connection: ranges take seconds
+    task = asyncio.ensure_future(fc.files.download(f.id, tmp_path / "c.bin", max_concurrency=3))
+    await asyncio.sleep(0.5)
+    assert running.now == 3, "the ranges run in worker threads"
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 0.5  # ~100 ms target; slack for a loaded CI box
+    assert running.now == 0
+    emu.faults.storage_bandwidth = None
+    # The ranges took pooled connections (or new ones); the aborted ones were closed by
+    # their threads, not put back (an unclosed socket would also fail the run:
+    # ResourceWarning is an error here).
+    assert _idle_and_active(fc, emu.storage_url) == (0, max(0, idle - 3))
+    assert os.listdir(tmp_path) == []
+
+
+async def test_a_stalled_download_times_out_and_resumes(
+    emu: Emulator,
+    tls: Tls,
+    tls_storage: TlsStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sleeps: NoSleep,
+) -> None:
+    """The body stops arriving (the connection stays open): after the read timeout the
+    watcher aborts the thread and the retry resumes."""
+    data = random_bytes(3 * MiB, seed=25)
+    stalled: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        start, last = _range_of(request, len(data))
+        resp = web.StreamResponse(status=206 if request.headers.get("Range") else 200)
+        if request.headers.get("Range"):
+            resp.headers["Content-Range"] = f"bytes {start}-{last}/{len(data)}"
+        resp.content_length = last - start + 1
+        await resp.prepare(request)
+        if not stalled:
+            stalled.append(start)
+            await resp.write(data[start : start + 2 * MiB])
+            await asyncio.sleep(30)
+        await resp.write(data[start : last + 1])
+        return resp
+
+    tls_storage.handler = handler
+    async with AsyncFluidCloud(
+        emu.api_key, base_url=emu.base_url, ssl_context=tls.client_context(), timeout=1.0
+    ) as fc:
+        serve_record(fc, monkeypatch, tls_storage.url, data)
+        started = time.monotonic()
+        await fc.files.download("f1", tmp_path / "s.bin", max_concurrency=1)
+        assert time.monotonic() - started < 15
+    assert (tmp_path / "s.bin").read_bytes() == data
+    assert tls_storage.ranges == ["", f"bytes={2 * MiB}-{3 * MiB - 1}"]

@@ -1,0 +1,34 @@
+"""The download tests again, with every storage GET forced through worker threads.
+
+``test_download`` and ``test_download_hostile`` run their scripted plain-http storages
+through the default transport (aiohttp for http); here ``FLUIDCLOUD_STORAGE_TRANSPORT=
+threads`` sends the same GETs through ``_threaded.ThreadedStorage``, so every fault and
+protocol check holds for both transports.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fluidcloud_async._transfer._threaded import TRANSPORT_ENV, ThreadedStorage
+
+from .test_download import *  # noqa: F403 - the tests (and their fixtures) run again here
+from .test_download import small_ranges as small_ranges
+from .test_download_hostile import *  # noqa: F403
+from .test_download_hostile import storage as storage
+from .test_download_hostile import writes as writes
+
+
+@pytest.fixture(autouse=True)
+def through_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Force the threaded transport and check, after each test, that it carried the GETs."""
+    monkeypatch.setenv(TRANSPORT_ENV, "threads")
+    seen: list[str] = []
+    original = ThreadedStorage.get
+
+    async def spy(self: ThreadedStorage, url: str, *args: object, **kwargs: object) -> None:
+        seen.append(url)
+        await original(self, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ThreadedStorage, "get", spy)
+    return seen
