@@ -355,37 +355,13 @@ class ThreadedStorage:
             self._proxy_auth(conn, job)
             conn.putheader("User-Agent", _user_agent())
             conn.endheaders()
-            job.live = conn.sock
+            # Kept: http.client drops conn.sock when the answer says "Connection: close".
+            job.live = sock = conn.sock
             resp = conn.getresponse()
-            headers = CIMultiDictProxy(CIMultiDict(resp.getheaders()))
-            if resp.status >= 300:
-                payload = resp.read(MAX_ERROR_BODY)
+            try:
+                return self._get_body(resp, sock, job, whole)
+            finally:  # also on errors: a "close" answer owns the socket until closed
                 resp.close()
-                raise storage_error(resp.status, payload, "GET", job.url, headers)
-            sink.check(resp.status, headers)
-
-            def consume(got: int) -> None:
-                sink.admit(got)  # nothing of the chunk is written past the range's end
-                chunk = whole[:got]
-                if sink.pwrite is not None:
-                    sink.pwrite([chunk], sink.pos)
-                    sink.pos += got
-                else:  # a copy: the buffer is refilled while the loop writes
-                    copied: Chunks = [bytes(chunk)]
-                    anyio.from_thread.run(sink.deliver, copied, got)
-                job.done += got
-
-            # Blocking while the body arrives, as a PUT's body leaves: each SSL_read waits
-            # without the GIL; the watcher keeps the read timeout as a stall clock.
-            conn.sock.settimeout(None)
-            job.sending = True
-            if resp.length is not None and not resp.chunked and not resp.will_close:
-                keep = _read_direct(resp, conn.sock, whole, stop, consume)
-            else:
-                keep = _read_buffered(resp, whole, stop, consume)
-            job.sending = False
-            resp.close()
-            return keep
         except FluidCloudError:  # first: PermissionError (403) is an OSError too
             raise
         except Stopped:
@@ -394,6 +370,42 @@ class ThreadedStorage:
             if stop.is_set():
                 raise self._stopped(job) from None
             raise _transfer_error(exc, "GET", job.url) from None
+
+    @staticmethod
+    def _get_body(
+        resp: http.client.HTTPResponse, sock: socket.socket, job: Job, whole: memoryview
+    ) -> bool:
+        """The answer's checks and its body into the sink; whether the connection can be
+        reused."""
+        sink, stop = job.sink, job.stop
+        assert sink is not None
+        headers = CIMultiDictProxy(CIMultiDict(resp.getheaders()))
+        if resp.status >= 300:
+            payload = resp.read(MAX_ERROR_BODY)
+            raise storage_error(resp.status, payload, "GET", job.url, headers)
+        sink.check(resp.status, headers)
+
+        def consume(got: int) -> None:
+            sink.admit(got)  # nothing of the chunk is written past the range's end
+            chunk = whole[:got]
+            if sink.pwrite is not None:
+                sink.pwrite([chunk], sink.pos)
+                sink.pos += got
+            else:  # a copy: the buffer is refilled while the loop writes
+                copied: Chunks = [bytes(chunk)]
+                anyio.from_thread.run(sink.deliver, copied, got)
+            job.done += got
+
+        # Blocking while the body arrives, as a PUT's body leaves: each SSL_read waits
+        # without the GIL; the watcher keeps the read timeout as a stall clock.
+        sock.settimeout(None)
+        job.sending = True
+        if resp.length is not None and not resp.chunked and not resp.will_close:
+            keep = _read_direct(resp, sock, whole, stop, consume)
+        else:
+            keep = _read_buffered(resp, whole, stop, consume)
+        job.sending = False
+        return keep
 
     @staticmethod
     def _proxy_auth(conn: http.client.HTTPConnection, job: Job) -> None:

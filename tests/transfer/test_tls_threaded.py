@@ -582,3 +582,31 @@ async def test_a_stalled_download_times_out_and_resumes(
         assert time.monotonic() - started < 15
     assert (tmp_path / "s.bin").read_bytes() == data
     assert tls_storage.ranges == ["", f"bytes={2 * MiB}-{3 * MiB - 1}"]
+
+
+async def test_connection_close_answers_are_read_and_never_pooled(
+    fc: AsyncFluidCloud,
+    tls_storage: TlsStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    gets: list[str],
+) -> None:
+    """http.client hands the socket to a "Connection: close" answer: it is read whole (or
+    refused) and closed with it - a leak would fail the run as a ResourceWarning."""
+    data = random_bytes(3 * MiB + 5, seed=26)
+    serve_record(fc, monkeypatch, tls_storage.url, data)
+    body = data
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.Response(body=body)
+        resp.force_close()
+        return resp
+
+    tls_storage.handler = handler
+    await fc.files.download("f1", tmp_path / "k.bin")
+    assert (tmp_path / "k.bin").read_bytes() == data
+    body = data + b"more"  # announced longer than the record: refused before the body
+    with pytest.raises(StorageProtocolError, match="announced"):
+        await fc.files.download("f1", tmp_path / "l.bin")
+    assert len(gets) == 2 and _idle_and_active(fc, tls_storage.url) == (0, 0)
+    assert os.listdir(tmp_path) == ["k.bin"]
