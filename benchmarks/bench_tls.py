@@ -34,6 +34,7 @@ import shutil
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -410,12 +411,17 @@ def _one_download(
     return figures
 
 
-def _scratch(data_dir: Path) -> Path:
+@contextlib.contextmanager
+def _scratch(data_dir: Path) -> Iterator[Path]:
+    """The download rows' destination directory, removed however the group ends."""
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else data_dir
     scratch = base / f"fluidcloud-bench-tls-{os.getpid()}"
     scratch.mkdir(parents=True, exist_ok=True)
-    return scratch
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _sha256(path: Path) -> str:
@@ -521,12 +527,12 @@ def run(settings: Settings) -> dict[str, Any]:
     ]
     halves = os.environ.get(ROWS_ENV, "").strip().lower()
     uploads, downloads = halves != "download", halves != "upload"
-    scratch = _scratch(data_dir)
     digest = _sha256(path) if downloads else ""
     reps: list[dict[str, dict[str, Any]]] = []
     profiles: dict[str, Any] = {}
     config = {"part_size": part_size, "multipart_threshold": part_size}
     with (
+        _scratch(data_dir) as scratch,
         NginxSink(data_dir / "nginx", certs, part_size, static=data_dir) as storage,
         ServerProcess(
             "benchmarks._sink:start", {**config, "storage_origin": storage.origin}
@@ -560,7 +566,6 @@ def run(settings: Settings) -> dict[str, Any]:
             settings.say(f"  profiling {name} (py-spy --native)")
             target, args = next(spec for n, _, spec in (*clients, *dl_clients) if n == name)
             profiles[name] = profile_python(target, {**common, **args}, native=True, env=env)
-    shutil.rmtree(scratch, ignore_errors=True)
     if not settings.quick:
         shutil.rmtree(data_dir / "parts", ignore_errors=True)
     return {
