@@ -343,3 +343,22 @@ class PartsFailed(Exception):
         super().__init__(str(first))
         self.failures = failures
         self.first = first
+
+
+class RangesIgnored(Exception):
+    """The storage answered a ranged GET with the whole object (the download falls back to
+    one plain GET)."""
+
+
+class SourceFailed(Exception):
+    """The source failed under a worker thread's PUT (recorded as the body's error and
+    raised unretried)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class TransferStopped(Exception):
+    """A worker thread's transfer was aborted between chunks (cancellation or client
+    close); the caller sees the cancellation or ``ClientClosed``."""

@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 import anyio
 from yarl import URL
 
-from .._exceptions import ApiConnectionError, ApiError, ApiTimeoutError, ConnectFailed
+from .._exceptions import (
+    ApiConnectionError,
+    ApiError,
+    ApiTimeoutError,
+    ConnectFailed,
+    TransferStopped,
+)
 from .._redact import redact_url
 from ._storage import GetSink, StoragePolicy, scrub
 
@@ -33,10 +39,6 @@ if TYPE_CHECKING:
 
 #: Idle keep-alive connections kept per (host, port, proxy).
 KEEP_IDLE = 16
-
-
-class Stopped(Exception):
-    """Internal: the job was aborted (cancellation or client close) between chunks."""
 
 
 Key = tuple[str, str, int, "ProxyRoute | None"]
@@ -181,7 +183,7 @@ class ConnectionPool:
         conn = self._connect(job)
         if job.stop.is_set():  # aborted during the handshake
             conn.close()
-            raise Stopped
+            raise TransferStopped
         return conn
 
     def checkin(self, key: Key, conn: http.client.HTTPConnection) -> None:
@@ -256,12 +258,12 @@ def usable(conn: http.client.HTTPConnection) -> bool:
 
 def connect_error(exc: BaseException, job: Job, route: ProxyRoute | None) -> BaseException:
     safe_url = redact_url(job.url)
-    if isinstance(exc, (ApiError, ApiConnectionError, Stopped)) or not isinstance(
+    if isinstance(exc, (ApiError, ApiConnectionError, TransferStopped)) or not isinstance(
         exc, (OSError, http.client.HTTPException)
     ):
         return exc
     if job.stop.is_set():
-        return Stopped()
+        return TransferStopped()
     method = job.method
     if isinstance(exc, TimeoutError):
         return ApiTimeoutError(

@@ -38,6 +38,7 @@ from .._exceptions import (
     ClientClosed,
     DownloadError,
     ExpiredUrlError,
+    RangesIgnored,
     StorageProtocolError,
 )
 from .._models import File
@@ -68,10 +69,6 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 # line/paragraph separator characters: nothing a file name needs, all of them able to hide
 # or rewrite what a terminal or a file manager shows.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-class _NoRanges(Exception):
-    """The storage answered a ranged GET with the whole object."""
 
 
 class _Url:
@@ -130,7 +127,7 @@ class _Range:
         if self._asks_range() and status != 206:
             if self.pos > self.start:
                 raise DownloadError("the storage ignored a Range request on resume")
-            raise _NoRanges
+            raise RangesIgnored
         _check_answer(status, headers, self.pos, self.end, self.file_id)
 
     def admit(self, n: int) -> None:
@@ -303,7 +300,7 @@ async def _to_path(job: _Job, dest: str, max_concurrency: int, overwrite: bool) 
         if size is not None and size >= 2 * RANGE_PART and max_concurrency > 1:
             try:
                 await _parallel(job, size, write, pwrite, max_concurrency)
-            except _NoRanges:  # the storage ignores Range: one plain GET instead
+            except RangesIgnored:  # the storage ignores Range: one plain GET instead
                 await job.progress.add(-job.progress.sent)
                 await call_in_thread(os.ftruncate, fd, 0)
                 await job.get(0, size, write, ranged=False, pwrite=pwrite)

@@ -79,6 +79,10 @@ class StorageRoutes:
         """The client's (credential-free) session; a closed client raises ``ClientClosed``."""
         return self._sessions.get()
 
+    def check_open(self) -> None:
+        """Raise ``ClientClosed`` if the client is closed (before an upload sends anything)."""
+        self._sessions.get()
+
     def for_url(self, url: str) -> StorageTransport:
         """The transport of ``url`` (uploads and downloads alike)."""
         sessions = self._sessions

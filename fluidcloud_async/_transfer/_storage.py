@@ -25,12 +25,12 @@ from .._exceptions import (
     BadRequestError,
     ClientClosed,
     ConnectFailed,
+    ExpiredUrlError,
     NotFoundError,
     PermissionError,
     RateLimitError,
     ServerError,
 )
-from .._exceptions import ExpiredUrlError as ExpiredUrlError  # _upload imports it from here
 from .._redact import redact_text, redact_url
 from .._retry import Kind, RetryPolicy, call, parse_retry_after
 
@@ -344,7 +344,7 @@ async def put_once(
 
 
 async def put_with_retries(
-    transport: StorageTransport | aiohttp.ClientSession,
+    transport: StorageTransport,
     url: str,
     make_body: Callable[[], Any],
     *,
@@ -355,21 +355,13 @@ async def put_with_retries(
 ) -> str | None:
     """PUT under the client's retry policy (``_retry``); each attempt gets a fresh body that
     re-reads the source and rolls its progress back on failure. A failed source is raised,
-    never retried.
-
-    ``transport`` sends each attempt (a bare session means :class:`AiohttpStorage`)."""
-    # aiohttp.client's name: tests wrap the package attribute in a tracing factory.
-    sender = (
-        AiohttpStorage(transport)
-        if isinstance(transport, aiohttp.client.ClientSession)
-        else transport
-    )
+    never retried. ``transport`` sends each attempt."""
 
     async def attempt(number: int) -> str | None:
         check_not_expired(url)
         body = make_body()
         try:
-            return await sender.put(
+            return await transport.put(
                 url, body, length=length, content_type=content_type, policy=policy
             )
         except (ApiError, ApiConnectionError) as failure:

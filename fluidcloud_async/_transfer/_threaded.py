@@ -50,9 +50,11 @@ from .._exceptions import (
     ApiTimeoutError,
     ClientClosed,
     FluidCloudError,
+    SourceFailed,
+    TransferStopped,
 )
 from .._redact import redact_url
-from ._connpool import ConnectionPool, Job, Stopped
+from ._connpool import ConnectionPool, Job
 from ._io import BufferPool, FileBody, MemoryBody, pread_into, settle
 from ._storage import (
     MAX_ERROR_BODY,
@@ -87,14 +89,6 @@ def transport_mode() -> str:
     """The ``FLUIDCLOUD_STORAGE_TRANSPORT`` choice (``auto`` when unset or unknown)."""
     mode = os.environ.get(TRANSPORT_ENV, "auto").strip().lower()
     return mode if mode in ("threads", "aiohttp") else "auto"
-
-
-class _SourceFailed(Exception):
-    """Internal: the source failed under the thread (recorded as the body's error)."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 class ThreadedStorage:
@@ -142,7 +136,7 @@ class ThreadedStorage:
                 job.reader.leave()
             if job.buffer is not None:
                 pool.give(job.buffer)
-        if isinstance(failure, _SourceFailed):
+        if isinstance(failure, SourceFailed):
             body.error = failure.cause
             raise ApiConnectionError(
                 f"storage PUT stopped: the source failed: {failure.cause}",
@@ -232,7 +226,7 @@ class ThreadedStorage:
                 job.sock.close()
         await forward()
         self._check_open(job.method, job.url)
-        if isinstance(failure, Stopped):
+        if isinstance(failure, TransferStopped):
             # Aborted because this task is being cancelled: deliver that cancellation.
             await anyio.lowlevel.checkpoint()
             raise ApiConnectionError(
@@ -330,9 +324,9 @@ class ThreadedStorage:
             job.sending = False
             conn.sock.settimeout(policy.read_timeout)
             return self._answer(conn.getresponse(), job)
-        except (ApiError, ApiConnectionError, _SourceFailed):
+        except (ApiError, ApiConnectionError, SourceFailed):
             raise
-        except Stopped:
+        except TransferStopped:
             raise self._stopped(job) from None
         except (OSError, http.client.HTTPException) as exc:
             if job.stop.is_set():
@@ -364,7 +358,7 @@ class ThreadedStorage:
                 resp.close()
         except FluidCloudError:  # first: PermissionError (403) is an OSError too
             raise
-        except Stopped:
+        except TransferStopped:
             raise self._stopped(job) from None
         except (OSError, http.client.HTTPException) as exc:
             if stop.is_set():
@@ -423,7 +417,7 @@ class ThreadedStorage:
                 method=job.method,
                 url=redact_url(job.url),
             )
-        return Stopped()
+        return TransferStopped()
 
     def _answer(self, resp: http.client.HTTPResponse, job: Job) -> tuple[str | None, bool]:
         payload = resp.read(MAX_ERROR_BODY)
@@ -442,7 +436,7 @@ class ThreadedStorage:
             view = job.view
             for start in range(0, len(view), THREAD_CHUNK):
                 if stop.is_set():
-                    raise Stopped
+                    raise TransferStopped
                 chunk = view[start : start + THREAD_CHUNK]
                 sock.sendall(chunk)
                 job.done += len(chunk)
@@ -453,7 +447,7 @@ class ThreadedStorage:
         whole = memoryview(buf)
         while job.done < job.length:
             if stop.is_set():
-                raise Stopped
+                raise TransferStopped
             want = min(len(whole), job.length - job.done)
             view = whole[:want]
             position = job.offset + job.done
@@ -463,9 +457,9 @@ class ThreadedStorage:
                 else:  # a file object or aiofiles reader: its own (async) read path
                     got = int(anyio.from_thread.run(reader.readinto, position, view))
             except OSError as exc:
-                raise _SourceFailed(exc) from None
+                raise SourceFailed(exc) from None
             if got < want:
-                raise _SourceFailed(ValueError("the file shrank while it was being uploaded"))
+                raise SourceFailed(ValueError("the file shrank while it was being uploaded"))
             sock.sendall(view)
             job.done += got
 
@@ -519,11 +513,11 @@ def _read_direct(
     remaining -= filled
     while remaining or filled:  # bounded by the announced length
         if stop.is_set():
-            raise Stopped
+            raise TransferStopped
         if remaining and filled < len(whole):
             got = sock.recv_into(whole[filled:], min(len(whole) - filled, remaining))
             if stop.is_set():  # a shut-down socket reads as EOF: not the body's end
-                raise Stopped
+                raise TransferStopped
             if not got:
                 # Closed with bytes still due. Like the aiohttp path's unfinished batch,
                 # the partial chunk is not written: the retry resumes after the last one.
@@ -546,10 +540,10 @@ def _read_buffered(
     """A chunked (or close-delimited) body through http.client's own reader."""
     while True:  # bounded by the body (and the sink's admit)
         if stop.is_set():
-            raise Stopped
+            raise TransferStopped
         got = resp.readinto(whole)  # fills the buffer unless the body ends first
         if stop.is_set():
-            raise Stopped
+            raise TransferStopped
         if not got:
             break
         consume(got)

@@ -208,7 +208,7 @@ async def _send(
         await progress.add(sum(p.length for p in parts if p.number in done))
         parts = [p for p in parts if p.number not in done]
     policy = engine.policy
-    engine.storage.session  # noqa: B018 - a closed client fails here (ClientClosed), once
+    engine.storage.check_open()
     content_type = None if ticket.is_multipart else ticket.content_type
     digest: list[str] = []
     # A small single PUT is loaded (and hashed) whole inside its slot: see load_small.

@@ -17,6 +17,7 @@ from fluidcloud_async._exceptions import NotFoundError
 from fluidcloud_async._retry import RetryPolicy
 from fluidcloud_async._transfer._io import MemoryBody
 from fluidcloud_async._transfer._storage import (
+    AiohttpStorage,
     ExpiredUrlError,
     StoragePolicy,
     check_not_expired,
@@ -74,7 +75,7 @@ async def _put(url: str, sleeps: Sleeps, attempts: int = 4) -> str | None:
         patch.setattr(_retry, "sleep", sleeps)
         async with aiohttp.ClientSession() as session:
             return await put_with_retries(
-                session,
+                AiohttpStorage(session),
                 url,
                 lambda: MemoryBody(data, None),
                 length=1000,
