@@ -404,11 +404,7 @@ def _one_download(
     sent = after["sent_bytes"] - before["sent_bytes"]
     if sent != size or written != size:
         return {"error": f"nginx sent {sent} bytes, {written} written; expected {size}"}
-    figures = per_run_figures(run, size)
-    figures["connections"] = after["connections"] - before["connections"]
-    sink_cpu = after["server_cpu_s"] - before["server_cpu_s"]
-    figures["sink_cpu_share"] = sink_cpu / figures["wall_s"] if figures["wall_s"] else None
-    return figures
+    return _with_server_figures(run, size, before, after)
 
 
 @contextlib.contextmanager
@@ -630,11 +626,7 @@ def _one(
     received = after["body_bytes"] - before["body_bytes"]
     if puts != nparts or received != size:
         return {"error": f"nginx stored {puts} PUTs, {received} bytes; expected {nparts}, {size}"}
-    figures = per_run_figures(run, size)
-    figures["connections"] = after["connections"] - before["connections"]
-    sink_cpu = after["server_cpu_s"] - before["server_cpu_s"]
-    figures["sink_cpu_share"] = sink_cpu / figures["wall_s"] if figures["wall_s"] else None
-    return figures
+    return _with_server_figures(run, size, before, after)
 
 
 def _line(run: dict[str, Any]) -> str:
@@ -776,3 +768,14 @@ def _targets(
             )
         )
     return out
+
+
+def _with_server_figures(
+    run: Any, size: int, before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
+    """The client's figures of one run plus nginx's side: connections opened, CPU share."""
+    figures = per_run_figures(run, size)
+    figures["connections"] = after["connections"] - before["connections"]
+    sink_cpu = after["server_cpu_s"] - before["server_cpu_s"]
+    figures["sink_cpu_share"] = sink_cpu / figures["wall_s"] if figures["wall_s"] else None
+    return figures

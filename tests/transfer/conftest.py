@@ -75,3 +75,19 @@ async def download_bytes(fc: AsyncFluidCloud, file_id: str) -> bytes:
     async with fc.session.get(url) as resp:
         assert resp.status == 200
         return await resp.read()
+
+
+def record_storage_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
+    """Wrap ``ThreadedStorage.<method>`` (``put`` or ``get``): the URL of every attempt the
+    threaded transport sends, in order."""
+    from fluidcloud_async._transfer._threaded import ThreadedStorage
+
+    seen: list[str] = []
+    original = getattr(ThreadedStorage, method)
+
+    async def spy(self: ThreadedStorage, url: str, *args: object, **kwargs: object) -> object:
+        seen.append(url)
+        return await original(self, url, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadedStorage, method, spy)
+    return seen

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from fluidcloud_async._transfer._threaded import TRANSPORT_ENV, ThreadedStorage
+from fluidcloud_async._transfer._threaded import TRANSPORT_ENV
 
+from .conftest import record_storage_calls
 from .test_download import *  # noqa: F403 - the tests (and their fixtures) run again here
 from .test_download import small_ranges as small_ranges
 from .test_download_hostile import *  # noqa: F403
@@ -23,12 +24,4 @@ from .test_download_hostile import writes as writes
 def through_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Force the threaded transport and check, after each test, that it carried the GETs."""
     monkeypatch.setenv(TRANSPORT_ENV, "threads")
-    seen: list[str] = []
-    original = ThreadedStorage.get
-
-    async def spy(self: ThreadedStorage, url: str, *args: object, **kwargs: object) -> None:
-        seen.append(url)
-        await original(self, url, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ThreadedStorage, "get", spy)
-    return seen
+    return record_storage_calls(monkeypatch, "get")

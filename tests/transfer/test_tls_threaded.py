@@ -38,7 +38,16 @@ from fluidcloud_async._transfer._threaded import TRANSPORT_ENV, ThreadedStorage
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
 from tests._tls import Tls, make_tls
 
-from .conftest import PART, THRESHOLD, MiB, NoSleep, random_bytes, sha, write
+from .conftest import (
+    PART,
+    THRESHOLD,
+    MiB,
+    NoSleep,
+    random_bytes,
+    record_storage_calls,
+    sha,
+    write,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +85,7 @@ async def space(fc: AsyncFluidCloud) -> Space:
 @pytest.fixture
 def puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """URL of every PUT attempt the threaded transport sends."""
-    seen: list[str] = []
-    original = ThreadedStorage.put
-
-    async def spy(self: ThreadedStorage, url: str, *args: object, **kwargs: object) -> object:
-        seen.append(url)
-        return await original(self, url, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ThreadedStorage, "put", spy)
-    return seen
+    return record_storage_calls(monkeypatch, "put")
 
 
 class Running:
@@ -319,15 +320,7 @@ async def test_cancelling_during_a_stuck_tls_handshake_is_prompt(
 @pytest.fixture
 def gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """URL of every GET attempt the threaded transport sends."""
-    seen: list[str] = []
-    original = ThreadedStorage.get
-
-    async def spy(self: ThreadedStorage, url: str, *args: object, **kwargs: object) -> None:
-        seen.append(url)
-        await original(self, url, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ThreadedStorage, "get", spy)
-    return seen
+    return record_storage_calls(monkeypatch, "get")
 
 
 @pytest.fixture
