@@ -284,14 +284,7 @@ async def sdk_tls(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
             await probe
     if uploaded.size != args["size"]:
         raise RuntimeError(f"uploaded size {uploaded.size} != {args['size']}")
-    p99, worst = percentile(lags, 99), max(lags, default=None)
-    return {
-        "bytes": args["size"],
-        "lag_samples": len(lags),
-        "lag_p99_ms": None if p99 is None else p99 * 1000,
-        "lag_max_ms": None if worst is None else worst * 1000,
-        "thread_cpu_s": _cpu_by_label(before, after),
-    }
+    return _lag_and_cpu(args["size"], lags, before, after)
 
 
 async def sdk_download(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -326,14 +319,7 @@ async def sdk_download(args: dict[str, Any], meter: Meter) -> dict[str, Any]:
         probe.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await probe
-    p99, worst = percentile(lags, 99), max(lags, default=None)
-    return {
-        "bytes": args["size"],
-        "lag_samples": len(lags),
-        "lag_p99_ms": None if p99 is None else p99 * 1000,
-        "lag_max_ms": None if worst is None else worst * 1000,
-        "thread_cpu_s": _cpu_by_label(before, after),
-    }
+    return _lag_and_cpu(args["size"], lags, before, after)
 
 
 def _download_clients(
@@ -779,3 +765,20 @@ def _with_server_figures(
     sink_cpu = after["server_cpu_s"] - before["server_cpu_s"]
     figures["sink_cpu_share"] = sink_cpu / figures["wall_s"] if figures["wall_s"] else None
     return figures
+
+
+def _lag_and_cpu(
+    size: int,
+    lags: list[float],
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+) -> dict[str, Any]:
+    """An SDK row's own figures: the loop-lag percentiles and the CPU of each thread."""
+    p99, worst = percentile(lags, 99), max(lags, default=None)
+    return {
+        "bytes": size,
+        "lag_samples": len(lags),
+        "lag_p99_ms": None if p99 is None else p99 * 1000,
+        "lag_max_ms": None if worst is None else worst * 1000,
+        "thread_cpu_s": _cpu_by_label(before, after),
+    }

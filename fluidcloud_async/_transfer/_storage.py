@@ -7,9 +7,10 @@ default auth), and appear in logs and errors only through :func:`redact_url`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -149,7 +150,7 @@ class AiohttpStorage:
     async def get(self, url: str, sink: GetSink, *, policy: StoragePolicy) -> None:
         """One GET into ``sink``: chunks batched to :data:`GET_BATCH`, written on the loop."""
         session = self.session
-        try:
+        with aiohttp_errors(session, "GET", url):
             # auto_decompress=False: the bytes counted and written are the bytes received,
             # so a small compressed body cannot inflate past the size checks.
             async with session.get(
@@ -173,13 +174,6 @@ class AiohttpStorage:
                         batch, batched = [], 0
                 if batch:
                     await sink.deliver(batch, batched)
-        except ApiError:  # first: PermissionError (403) is an OSError too
-            raise
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise connection_error(exc, "GET", url) from None
-        except RuntimeError:
-            raise_if_closed(session, "GET", url)
-            raise
 
 
 def url_expiry(url: str) -> float | None:
@@ -302,6 +296,21 @@ def raise_if_closed(session: aiohttp.ClientSession, method: str, url: str) -> No
         ) from None
 
 
+@contextlib.contextmanager
+def aiohttp_errors(session: aiohttp.ClientSession, method: str, url: str) -> Iterator[None]:
+    """aiohttp's failures of one storage request as the SDK's typed errors (URL redacted);
+    the storage's own answers (``ApiError``) pass unchanged."""
+    try:
+        yield
+    except ApiError:  # first: PermissionError (403) is an OSError too
+        raise
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise connection_error(exc, method, url) from None
+    except RuntimeError:
+        raise_if_closed(session, method, url)
+        raise
+
+
 async def put_once(
     session: aiohttp.ClientSession,
     url: str,
@@ -320,7 +329,7 @@ async def put_once(
     if content_type is not None:
         headers["Content-Type"] = content_type
     skip = () if content_type is not None else ("Content-Type",)
-    try:
+    with aiohttp_errors(session, "PUT", url):
         async with session.put(
             URL(url, encoded=True),
             data=body,
@@ -334,13 +343,6 @@ async def put_once(
                 etag: str | None = resp.headers.get("ETag")
                 return etag
             raise storage_error(resp.status, payload, "PUT", url, resp.headers)
-    except ApiError:
-        raise
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise connection_error(exc, "PUT", url) from None
-    except RuntimeError:
-        raise_if_closed(session, "PUT", url)
-        raise
 
 
 async def put_with_retries(
