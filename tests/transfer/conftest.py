@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fluidcloud_async import AsyncFluidCloud, Space
+from fluidcloud_async import AsyncFluidCloud, File, Space
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
 from tests.conftest import RetrySleeps as NoSleep
 from tests.conftest import replace_retry_sleep
@@ -91,3 +91,20 @@ def record_storage_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[s
 
     monkeypatch.setattr(ThreadedStorage, method, spy)
     return seen
+
+
+def serve_record(
+    fc: AsyncFluidCloud, monkeypatch: pytest.MonkeyPatch, url: str, data: bytes
+) -> File:
+    """Make ``fc`` see one clean file ``f1`` of ``data`` whose presigned URL is ``url``."""
+    record = File(id="f1", original_name="x.bin", size=len(data), sha256=sha(data))
+
+    async def get(file_id: str) -> File:
+        return record
+
+    async def download_url(file_id: str) -> str:
+        return url
+
+    monkeypatch.setattr(fc.files, "get", get)
+    monkeypatch.setattr(fc.files, "download_url", download_url)
+    return record

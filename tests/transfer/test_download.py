@@ -14,7 +14,7 @@ from aiohttp import web
 from fluidcloud_async import AsyncFluidCloud, DownloadError, File, Space
 from fluidcloud_async.emulator import Emulator
 
-from .conftest import MiB, random_bytes, sha
+from .conftest import MiB, random_bytes, serve_record
 
 BIG = 7 * MiB + 5  # ranged with 1 MiB ranges
 
@@ -100,16 +100,7 @@ async def test_drops_resume_with_range(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
-    record = File(id="f1", original_name="x", size=len(data), sha256=sha(data))
-
-    async def get(file_id: str) -> File:
-        return record
-
-    async def download_url(file_id: str) -> str:
-        return url
-
-    monkeypatch.setattr(fc.files, "get", get)
-    monkeypatch.setattr(fc.files, "download_url", download_url)
+    serve_record(fc, monkeypatch, url, data)
     try:
         dest = tmp_path / "r.bin"
         await fc.files.download("f1", dest, max_concurrency=3)

@@ -30,7 +30,7 @@ from fluidcloud_async._transfer import _download
 from fluidcloud_async._transfer._download import local_name, name_max
 from fluidcloud_async.emulator import Emulator
 
-from .conftest import MiB, NoSleep, random_bytes, sha
+from .conftest import MiB, NoSleep, random_bytes, serve_record
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -79,23 +79,6 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return seen
 
 
-def serve_record(
-    fc: AsyncFluidCloud, monkeypatch: pytest.MonkeyPatch, storage: Storage, data: bytes
-) -> File:
-    """Make ``fc`` see one clean file of ``data`` whose bytes live on ``storage``."""
-    record = File(id="f1", original_name="x.bin", size=len(data), sha256=sha(data))
-
-    async def get(file_id: str) -> File:
-        return record
-
-    async def download_url(file_id: str) -> str:
-        return storage.url
-
-    monkeypatch.setattr(fc.files, "get", get)
-    monkeypatch.setattr(fc.files, "download_url", download_url)
-    return record
-
-
 async def stream(
     request: web.Request, body: bytes, *, status: int = 200, **headers: str
 ) -> web.StreamResponse:
@@ -128,7 +111,7 @@ async def test_oversize_body_to_path(
 ) -> None:
     """A 10-byte record served as a 20 MiB body: refused (announced) or cut off as soon as
     the 11th byte arrives; never more than 10 bytes written, nothing kept, no retry."""
-    serve_record(fc, monkeypatch, storage, TEN)
+    serve_record(fc, monkeypatch, storage.url, TEN)
     body = TEN + b"x" * (HUGE - len(TEN))
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -148,7 +131,7 @@ async def test_oversize_body_to_path(
 async def test_oversize_body_to_file_object(
     fc: AsyncFluidCloud, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    serve_record(fc, monkeypatch, storage, TEN)
+    serve_record(fc, monkeypatch, storage.url, TEN)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return await stream(request, TEN * (HUGE // len(TEN)))
@@ -164,7 +147,7 @@ async def test_oversize_body_to_file_object(
 async def test_empty_record_served_with_bytes(
     fc: AsyncFluidCloud, storage: Storage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    serve_record(fc, monkeypatch, storage, b"")
+    serve_record(fc, monkeypatch, storage.url, b"")
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return await stream(request, b"surprise")
@@ -187,7 +170,7 @@ async def test_ranges_with_extra_bytes_fail_without_retry(
     can tell): no range writes past its end, and no range is asked for twice."""
     monkeypatch.setattr(_download, "RANGE_PART", MiB)
     data = random_bytes(3 * MiB + 5, seed=11)
-    serve_record(fc, monkeypatch, storage, data)
+    serve_record(fc, monkeypatch, storage.url, data)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         first, _, last = request.headers["Range"].removeprefix("bytes=").partition("-")
@@ -215,7 +198,7 @@ async def test_range_from_another_offset_is_refused(
 ) -> None:
     monkeypatch.setattr(_download, "RANGE_PART", MiB)
     data = random_bytes(2 * MiB, seed=12)
-    serve_record(fc, monkeypatch, storage, data)
+    serve_record(fc, monkeypatch, storage.url, data)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         # Always the first MiB, honestly labelled: right length, wrong bytes for range 2.
@@ -241,7 +224,7 @@ async def test_gzip_body_is_refused_not_inflated(
     """Identity was asked for; a gzip body is a protocol violation, even one that inflates
     to exactly the recorded bytes (aiohttp would otherwise inflate it silently)."""
     data = random_bytes(4096, seed=13) * 8
-    serve_record(fc, monkeypatch, storage, data)
+    serve_record(fc, monkeypatch, storage.url, data)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(body=gzip.compress(data), headers={"Content-Encoding": "gzip"})

@@ -26,7 +26,6 @@ from aiohttp import web
 
 from fluidcloud_async import (
     AsyncFluidCloud,
-    File,
     SourceChangedError,
     Space,
     StorageProtocolError,
@@ -45,6 +44,7 @@ from .conftest import (
     NoSleep,
     random_bytes,
     record_storage_calls,
+    serve_record,
     sha,
     write,
 )
@@ -356,22 +356,6 @@ async def tls_storage(tls: Tls) -> AsyncIterator[TlsStorage]:
         yield box
     finally:
         await runner.cleanup()
-
-
-def serve_record(
-    fc: AsyncFluidCloud, monkeypatch: pytest.MonkeyPatch, url: str, data: bytes
-) -> None:
-    """Make ``fc`` see one clean file ``f1`` of ``data`` whose presigned URL is ``url``."""
-    record = File(id="f1", original_name="x.bin", size=len(data), sha256=sha(data))
-
-    async def get(file_id: str) -> File:
-        return record
-
-    async def download_url(file_id: str) -> str:
-        return url
-
-    monkeypatch.setattr(fc.files, "get", get)
-    monkeypatch.setattr(fc.files, "download_url", download_url)
 
 
 def _range_of(request: web.Request, size: int) -> tuple[int, int]:
