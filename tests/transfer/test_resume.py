@@ -384,6 +384,7 @@ async def test_parts_finishing_together_are_coalesced(tmp_path: Path, monkeypatc
         str(tmp_path / "j"), source=("/x", 40, 1), options=options, ticket=ticket
     )
     monkeypatch.setattr(_journal, "MIN_INTERVAL", 0.05)
+    started = anyio.current_time()
     async with anyio.create_task_group() as tg:
         tg.start_soon(journal.keep_writing)
         for n in range(1, 41):
@@ -391,7 +392,10 @@ async def test_parts_finishing_together_are_coalesced(tmp_path: Path, monkeypatc
             await anyio.sleep(0.002)
         await anyio.sleep(0.1)
         tg.cancel_scope.cancel()
-    assert 2 <= journal.writes <= 10  # ~80 ms of parts at most one write per 50 ms
+    # At most one write per 50 ms (plus the first and the last), however slow a loaded
+    # machine makes the 40 records: ~180 ms on a quiet one, so ~5 writes, never one each.
+    elapsed = anyio.current_time() - started
+    assert 2 <= journal.writes <= min(elapsed / 0.05 + 2, 20)
     loaded = UploadJournal.load(tmp_path / "j")
     assert loaded.parts_done == 40 and loaded.etags[40] == '"e40"'
     assert loaded.expires_at is None  # these URLs carry no X-Amz-Date

@@ -7,6 +7,7 @@ import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from fluidcloud_async import AsyncFluidCloud, HashCache, SkipReason, Space, UploadResult
@@ -41,6 +42,18 @@ async def _live_and_trash(fc: AsyncFluidCloud, space: Space) -> tuple[list[str],
     return live, len(trash)
 
 
+async def _served_all(emu: Emulator) -> None:
+    """Wait until the emulator has answered every API request it received.
+
+    A /complete sent just before the batch was cancelled still runs to its end on the
+    server (aiohttp does not cancel a handler when its client goes), as on the real
+    service: the test must list the space after it, not race it.
+    """
+    with anyio.move_on_after(5):
+        while sum(emu.stats.statuses.values()) < _requests(emu):
+            await anyio.sleep(0.01)
+
+
 def _requests(emu: Emulator) -> int:
     return sum(emu.stats.requests.values())
 
@@ -60,6 +73,7 @@ async def test_rerun_after_a_cancelled_batch_stores_each_file_once(
                 break  # leaving the block cancels the rest: a crash midway
     emu.faults.storage_bandwidth = None
     assert sum(r.ok for r in first) == 8
+    await _served_all(emu)
     live, _ = await _live_and_trash(fc, space)
     assert 8 <= len(live) < len(files)
 
