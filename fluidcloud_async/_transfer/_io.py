@@ -411,8 +411,9 @@ def _hash_view(stop: threading.Event, view: memoryview) -> str:
     return h.hexdigest()
 
 
-def _hash_fd(stop: threading.Event, fd: int, base: int, size: int) -> str:
-    h = hashlib.sha256()
+def hash_fd_into(stop: threading.Event, h: hashlib._Hash, fd: int, base: int, size: int) -> None:
+    """Feed bytes ``[base, base + size)`` of ``fd`` to ``h`` (blocking: a worker thread's
+    job), stopping with CancelledError between chunks once ``stop`` is set."""
     buf = bytearray(min(HASH_CHUNK, max(size, 1)))
     view = memoryview(buf)
     done = 0
@@ -424,6 +425,11 @@ def _hash_fd(stop: threading.Event, fd: int, base: int, size: int) -> str:
             raise ValueError(f"the file shrank while uploading ({done} of {size} bytes)")
         h.update(view[:n])
         done += n
+
+
+def _hash_fd(stop: threading.Event, fd: int, base: int, size: int) -> str:
+    h = hashlib.sha256()
+    hash_fd_into(stop, h, fd, base, size)
     return h.hexdigest()
 
 
