@@ -133,10 +133,31 @@ to a discarding loopback sink in its own process, medians of 5) and
   http.client's reader (raw 4-thread test: -10 % CPU, p99 5.6 vs 6.7 ms); a chunked body
   keeps http.client's reader. urllib3 was not measured (as for PUTs: the stdlib has
   what is needed, without a new dependency). Missed: loop lag p99 <= 5 ms with threads
-  (4.8-8.6 per run); verify on stays at ~0.5x curl, because the SHA-256 pass runs after
-  the last byte (1.06 CPU-s/GiB, either transport). A drop loses the unwritten partial
-  MiB on both paths (resume from the last whole chunk written), and a file object still
-  gets its chunks on the loop.
+  (4.8-8.6 per run). A drop loses the unwritten partial MiB on both paths (resume from
+  the last whole chunk written), and a file object still gets its chunks on the loop.
+* **A verified download hashes while it runs** (2026-12-01 02:27, interleaved A/B of the
+  code before (eb190c2, a worktree) and after, ``FLUIDCLOUD_BENCH_TLS_ROWS=download
+  --only tls --reps 2`` twice each, n = 4, medians of same-run ratios). The SHA-256 pass
+  used to start after the last byte (1.06 CPU-s/GiB on one thread, the transfer idle).
+  ``_download._PrefixDigest`` follows the ranges instead: each range is written from its
+  start, so every byte before the first unfinished range is final; that prefix is read
+  back from the page cache and hashed in a worker thread as it grows (4 MiB at least per
+  pass). MiB/s (x curl ``--parallel`` ranges), CPU-s/GiB::
+
+                        hash after the last byte    hash the growing prefix
+    threads, verify on   487 (0.43x) 2.25            561 (0.53x) 2.39
+    aiohttp, verify on   378 (0.34x) 2.94            467 (0.44x) 3.01
+
+  (603-616 MiB/s in the 02:31 runs). The CPU is the same (no second read of the disk:
+  the page cache; ~0.1 CPU-s/GiB of copy back), so on 2 cores the overlap is capped by
+  the CPU: 2.2 client CPU-s/GiB plus nginx's encryption fill both cores at ~650 MiB/s.
+  Hashing in the range threads from their own buffers would save the copy but tie the
+  ranges' order to the hash; not done.
+* **Scheduling the workers as SCHED_BATCH did not lower the loop lag** (02:31, interleaved,
+  the same code with and without ``sched_setscheduler(0, SCHED_BATCH)`` around each
+  worker's job, ``--only tls --reps 2`` twice each): loop lag p99 with threads, checksum
+  off 7.9 -> 9.2 ms, default 9.2 -> 10.2, download 9.3 -> 8.7 (MiB/s within 6 %), as
+  renicing did not before: not adopted.
 * **Not adopted.** ``send()`` from an ``mmap`` of the file beat sendfile on this kernel's
   loopback in a raw test, but a file truncated during the upload would kill the process
   with SIGBUS; sendfile and preadv report a short read instead.

@@ -9,7 +9,8 @@ resumes from its last byte written; an expired presigned URL is simply asked for
 (download URLs, unlike upload URLs, can be). Each attempt goes through the URL's storage
 transport (``StorageRoutes``: worker threads for https, whose threads write with
 ``pwritev`` themselves; aiohttp for http), handed a :class:`_Range` that holds every check;
-the retry loop, resume and refresh are here, the same for both.
+the retry loop, resume and refresh are here, the same for both. A verified ranged download
+hashes its finished prefix while later ranges still arrive (:class:`_PrefixDigest`).
 
 The storage is not trusted further than the record: a body longer than the record (or the
 requested range) is cut off before the excess is written and fails for good
