@@ -88,6 +88,21 @@ def curl_argv(
     ]
 
 
+# Runs curl and the hash at once; fails when either does. $1 is the file, the rest curl.
+_CURL_AND_HASH = (
+    'f="$1"; shift; openssl dgst -sha256 "$f" >/dev/null & h=$!; '
+    '"$@"; c=$?; wait "$h" || exit 97; exit "$c"'
+)
+
+
+def curl_and_hash_argv(path: Path, curl: list[str]) -> list[str] | None:
+    """The ``curl ‖ openssl dgst -sha256`` baseline: ``curl`` (an argv) running beside a
+    SHA-256 of ``path``, what a checksummed upload must at least do; None without openssl."""
+    if shutil.which("openssl") is None:
+        return None
+    return ["sh", "-c", _CURL_AND_HASH, "sh", str(path), *curl]
+
+
 def curl_ok(stdout: str, expected: int) -> bool:
     """True when every transfer answered 200."""
     return stdout.split().count("200") == expected

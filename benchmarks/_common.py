@@ -86,6 +86,7 @@ SUMMARY_KEYS = (
     "mib_s",
     "ratio_raw",
     "ratio_curl",
+    "ratio_curl_sha",
     "cpu_s_per_gib",
     "peak_rss_mib",
     "rss_growth_mib",

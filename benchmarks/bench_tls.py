@@ -95,17 +95,11 @@ DL_SDK_ROWS = (DL_AIO, DL_THREADS, DL_THREADS_VERIFY, DL_AIO_VERIFY)
 ROWS_ENV = "FLUIDCLOUD_BENCH_TLS_ROWS"
 KEYS = (
     *SUMMARY_KEYS,
-    "ratio_curl_sha",
     "cpu_vs_curl",
     "cpu_vs_curl_sha",
     "lag_p99_ms",
     "lag_max_ms",
     "connections",
-)
-# Runs curl and the hash at once; fails when either does. $1 is the file, the rest curl.
-_CURL_AND_HASH = (
-    'f="$1"; shift; openssl dgst -sha256 "$f" >/dev/null & h=$!; '
-    '"$@"; c=$?; wait "$h" || exit 97; exit "$c"'
 )
 
 
@@ -452,10 +446,9 @@ def _clients(
         argv = _baselines.curl_argv(parts, part_files, CONCURRENCY, data_dir / "curl.cfg")
         argv[1:1] = ["--cacert", str(ca)]
         clients.append((CURL, "command", argv))
-        if shutil.which("openssl"):
-            clients.append(
-                (CURL_SHA, "command", ["sh", "-c", _CURL_AND_HASH, "sh", str(path), *argv])
-            )
+        both = _baselines.curl_and_hash_argv(path, argv)
+        if both is not None:
+            clients.append((CURL_SHA, "command", both))
         else:
             notes.append("openssl is not installed: no curl ‖ sha256 row.")
     else:

@@ -84,7 +84,8 @@ def test_the_sdk_and_its_baselines_were_measured(quick_results: dict[str, Any]) 
     for name, summary in throughput.items():
         assert summary["mib_s"] > 0, name
         assert summary["cpu_s_per_gib"] >= 0, name
-        assert summary["peak_rss_mib"] > 0, name
+        if "‖" not in name:  # a shell runs curl beside openssl: no one process's peak
+            assert summary["peak_rss_mib"] > 0, name
     overhead = groups["overhead"]["summary"]["fluidcloud_async files.get"]
     assert overhead["cpu_ratio_to_bare"] > 0
     bulk = groups["bulk"]["summary"]
