@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from fluidcloud_async import AsyncFluidCloud, File, Space
 from fluidcloud_async.emulator import Emulator, EmulatorConfig
@@ -108,3 +109,37 @@ def serve_record(
     monkeypatch.setattr(fc.files, "get", get)
     monkeypatch.setattr(fc.files, "download_url", download_url)
     return record
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Storage:
+    """A one-route storage whose answers each test scripts; records every request."""
+
+    def __init__(self) -> None:
+        self.handler: Handler | None = None
+        self.requests: list[dict[str, str]] = []
+        self.url = ""
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(dict(request.headers))
+        assert self.handler is not None
+        return await self.handler(request)
+
+
+@pytest.fixture
+async def storage() -> AsyncIterator[Storage]:
+    """A scripted plain-http storage: set ``storage.handler``, GET ``storage.url``."""
+    box = Storage()
+    app = web.Application()
+    app.router.add_get("/obj", box._serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    box.url = f"http://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
+    try:
+        yield box
+    finally:
+        await runner.cleanup()

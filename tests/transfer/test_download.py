@@ -14,7 +14,7 @@ from aiohttp import web
 from fluidcloud_async import AsyncFluidCloud, DownloadError, File, Space
 from fluidcloud_async.emulator import Emulator
 
-from .conftest import MiB, random_bytes, serve_record
+from .conftest import MiB, Storage, random_bytes, serve_record
 
 BIG = 7 * MiB + 5  # ranged with 1 MiB ranges
 
@@ -61,7 +61,11 @@ async def test_to_file_objects(fc: AsyncFluidCloud, space: Space, tmp_path: Path
 
 @pytest.mark.parametrize("ranges", [True, False])
 async def test_drops_resume_with_range(
-    fc: AsyncFluidCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ranges: bool
+    fc: AsyncFluidCloud,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    storage: Storage,
+    ranges: bool,
 ) -> None:
     """A scripted storage that cuts every first response short (the emulator's drop
     faults cover PUTs only); with ``ranges=False`` it ignores Range on the first GET."""
@@ -93,21 +97,12 @@ async def test_drops_resume_with_range(
         await resp.write(body)
         return resp
 
-    app = web.Application()
-    app.router.add_get("/obj", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
-    serve_record(fc, monkeypatch, url, data)
-    try:
-        dest = tmp_path / "r.bin"
-        await fc.files.download("f1", dest, max_concurrency=3)
-        assert dest.read_bytes() == data
-        assert any(h.startswith("bytes=") and not h.endswith("-") for h in served)
-    finally:
-        await runner.cleanup()
+    storage.handler = handler
+    serve_record(fc, monkeypatch, storage.url, data)
+    dest = tmp_path / "r.bin"
+    await fc.files.download("f1", dest, max_concurrency=3)
+    assert dest.read_bytes() == data
+    assert any(h.startswith("bytes=") and not h.endswith("-") for h in served)
 
 
 async def test_expired_url_is_refreshed(

@@ -18,7 +18,7 @@ from fluidcloud_async._transfer._download import _PrefixDigest, _pwritev, _Range
 from fluidcloud_async._transfer._io import Progress
 from fluidcloud_async.emulator import Emulator
 
-from .conftest import MiB, random_bytes, serve_record, sha
+from .conftest import MiB, Storage, random_bytes, serve_record, sha
 
 KiB = 1024
 
@@ -102,7 +102,7 @@ async def test_verified_download_hashes_while_ranges_arrive(
 
 
 async def test_a_corrupt_range_fails_the_prefix_digest(
-    fc: AsyncFluidCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fc: AsyncFluidCloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: Storage
 ) -> None:
     """A storage that alters bytes in a late range: the download fails, nothing is kept."""
     data = random_bytes(5 * MiB, seed=9)
@@ -121,19 +121,10 @@ async def test_a_corrupt_range_fails_the_prefix_digest(
         await resp.write(bytes(served[start : end + 1]))
         return resp
 
-    app = web.Application()
-    app.router.add_get("/obj", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
-    serve_record(fc, monkeypatch, url, data)
-    try:
-        with pytest.raises(DownloadError, match="SHA-256"):
-            await fc.files.download("f1", tmp_path / "c.bin", max_concurrency=4)
-        assert os.listdir(tmp_path) == []
-        await fc.files.download("f1", tmp_path / "c.bin", verify=False)
-        assert hashlib.sha256((tmp_path / "c.bin").read_bytes()).hexdigest() != sha(data)
-    finally:
-        await runner.cleanup()
+    storage.handler = handler
+    serve_record(fc, monkeypatch, storage.url, data)
+    with pytest.raises(DownloadError, match="SHA-256"):
+        await fc.files.download("f1", tmp_path / "c.bin", max_concurrency=4)
+    assert os.listdir(tmp_path) == []
+    await fc.files.download("f1", tmp_path / "c.bin", verify=False)
+    assert hashlib.sha256((tmp_path / "c.bin").read_bytes()).hexdigest() != sha(data)

@@ -13,7 +13,6 @@ import gzip
 import io
 import os
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -30,39 +29,7 @@ from fluidcloud_async._transfer import _download
 from fluidcloud_async._transfer._download import local_name, name_max
 from fluidcloud_async.emulator import Emulator
 
-from .conftest import MiB, NoSleep, random_bytes, serve_record
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Storage:
-    """A one-route storage whose answers each test scripts; records every request."""
-
-    def __init__(self) -> None:
-        self.handler: Handler | None = None
-        self.requests: list[dict[str, str]] = []
-        self.url = ""
-
-    async def _serve(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(dict(request.headers))
-        assert self.handler is not None
-        return await self.handler(request)
-
-
-@pytest.fixture
-async def storage() -> AsyncIterator[Storage]:
-    box = Storage()
-    app = web.Application()
-    app.router.add_get("/obj", box._serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    box.url = f"http://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
-    try:
-        yield box
-    finally:
-        await runner.cleanup()
+from .conftest import MiB, NoSleep, Storage, random_bytes, serve_record
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from .test_download import small_ranges as small_ranges
 from .test_download_digest import *  # noqa: F403
 from .test_download_digest import small_ranges_and_hash_chunks as small_ranges_and_hash_chunks
 from .test_download_hostile import *  # noqa: F403
-from .test_download_hostile import storage as storage
 from .test_download_hostile import writes as writes
 
 
