@@ -80,6 +80,15 @@ def throughput(g: dict[str, Any], cores: int | None) -> list[str]:
                 f"{s.get(CURL, {}).get('cpu_s_per_gib') or 0:.2f}), is where the gap to curl "
                 "lies on this 2-core loopback."
             )
+        single = s.get(sdk_name(1, False), {})
+        if single.get("mib_s") and single.get("ratio_curl"):
+            text += (
+                f" With one connection (c=1) the same upload ran {single['mib_s']:.0f} MiB/s "
+                f"({single['ratio_curl']:.2f} × curl), the sink busy "
+                f"{single.get('sink_cpu_share') or 0:.0%}: on loopback the single-process sink "
+                "pays more per byte the more streams it interleaves, which a real storage "
+                "service spread over many machines does not."
+            )
         exp = s.get(NO_SENDFILE, {})
         if exp.get("mib_s"):
             text += (

@@ -14,8 +14,8 @@ each of their threads (event loop, workers).
 Downloads (rows ``download: ...``): nginx serves the same file from a static location; in
 every repetition, in rotated order: one curl GET, curl ``--parallel`` of 16 MiB ranges 4
 at a time, and ``files.download`` (16 MiB ranges, ``max_concurrency=4``) through aiohttp
-and through worker threads, verify off (the SHA-256 pass afterwards does not depend on the
-transport) and on (the default). Every client writes into one scratch directory
+and through worker threads, verify off and on (the default: the SHA-256 of the finished
+prefix is computed while later ranges arrive). Every client writes into one scratch directory
 (``/dev/shm`` when there is one: the disk's writeback is not what is measured).
 ``FLUIDCLOUD_BENCH_TLS_ROWS=upload|download`` runs one half only.
 """

@@ -100,10 +100,12 @@ to a discarding loopback sink in its own process, medians of 5) and
   encrypting threads), and in-process the loop also waits for the GIL between the
   workers' chunks (pthread_cond_timedwait in its profile; renicing the workers did not
   help); GC was ruled out (gc callbacks: 5 gen-0 collections per GiB after warm-up).
-  Plain http keeps aiohttp + sendfile. ``http.client`` rather than urllib3: the stdlib has
-  what is needed (CONNECT tunnel with headers, the raw socket for sendall, no re-quoting
-  of the signed target) without a new dependency; urllib3 was not
-  measured. Downloads: see the next bullet. Plain http is unchanged:
+  Plain http keeps aiohttp + sendfile (threads there, 2026-12-01 02:40, 5 interleaved:
+  1836 vs 2532 MiB/s checksum off, 781 vs 863 on: the loopback sink is the limit and
+  ``write()`` streams cost the client 0.49 CPU-s/GiB against sendfile's 0.17).
+  ``http.client`` rather than urllib3: the stdlib has what is needed (CONNECT tunnel with
+  headers, the raw socket for sendall, no re-quoting of the signed target) without a new
+  dependency; urllib3 was not measured. Downloads: see the next bullet. Plain http is unchanged:
   same sink, interleaved, 5 each, code before vs after this change: 2388 vs 2375 MiB/s,
   0.13 vs 0.14 CPU-s/GiB (``--only throughput`` at 21:18, load 1.0: c=8 checksum off
   0.84x a curl that now runs 2.5-2.9 GiB/s here, against 1.7 GiB/s on 2026-11-23).
