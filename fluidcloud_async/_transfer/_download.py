@@ -560,9 +560,16 @@ async def _parallel(
         finally:
             slots.release()
 
+    async def follow(digest: _PrefixDigest) -> None:
+        try:
+            await digest.follow()
+        except Exception as exc:  # e.g. EIO reading the prefix back: as a range's error
+            errors.append(exc)
+            tg.cancel_scope.cancel()
+
     async with anyio.create_task_group() as tg:
         if digest is not None:
-            tg.start_soon(digest.follow)
+            tg.start_soon(follow, digest)
         async with anyio.create_task_group() as ranges:
             for start in range(0, size, RANGE_PART):
                 await slots.acquire()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -128,3 +129,22 @@ async def test_a_corrupt_range_fails_the_prefix_digest(
     assert os.listdir(tmp_path) == []
     await fc.files.download("f1", tmp_path / "c.bin", verify=False)
     assert hashlib.sha256((tmp_path / "c.bin").read_bytes()).hexdigest() != sha(data)
+
+
+async def test_a_failing_hash_pass_fails_the_download_plainly(
+    fc: AsyncFluidCloud,
+    space: Space,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error reading the prefix back ends the download with that error, not a group."""
+    data = random_bytes(6 * MiB, seed=10)
+    file = await fc.files.upload(data, space.id, name="d.bin", wait_until_clean=True)
+
+    def broken(*args: object) -> None:
+        raise OSError(errno.EIO, "I/O error reading the prefix back")
+
+    monkeypatch.setattr(_download, "hash_fd_into", broken)
+    with pytest.raises(OSError, match="prefix back"):
+        await fc.files.download(file.id, tmp_path / "x.bin", max_concurrency=2)
+    assert os.listdir(tmp_path) == []
