@@ -159,7 +159,9 @@ to a discarding loopback sink in its own process, medians of 5) and
   the same code with and without ``sched_setscheduler(0, SCHED_BATCH)`` around each
   worker's job, ``--only tls --reps 2`` twice each): loop lag p99 with threads, checksum
   off 7.9 -> 9.2 ms, default 9.2 -> 10.2, download 9.3 -> 8.7 (MiB/s within 6 %), as
-  renicing did not before: not adopted.
+  renicing did not before: not adopted. Nor a longer EEVDF slice for the workers
+  (``sched_setattr`` runtime 20 or 100 ms, raw test: 8 threads hashing beside a loop
+  timing a 5 ms sleep, interleaved x 3): the loop's p99 went from 3.9-4.1 ms to 5.0-20 ms.
 * **Not adopted.** ``send()`` from an ``mmap`` of the file beat sendfile on this kernel's
   loopback in a raw test, but a file truncated during the upload would kill the process
   with SIGBUS; sendfile and preadv report a short read instead.
