@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -122,24 +124,46 @@ class Storage:
         self.requests: list[dict[str, str]] = []
         self.url = ""
 
+    @property
+    def ranges(self) -> list[str]:
+        """The Range header of every request, in order ("" for none)."""
+        return [headers.get("Range", "") for headers in self.requests]
+
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(dict(request.headers))
         assert self.handler is not None
         return await self.handler(request)
 
 
-@pytest.fixture
-async def storage() -> AsyncIterator[Storage]:
-    """A scripted plain-http storage: set ``storage.handler``, GET ``storage.url``."""
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[str]:
+    """Run ``app`` on a free loopback port (TLS with ``ssl_context``); yields its origin."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+        await site.start()
+        scheme = "http" if ssl_context is None else "https"
+        yield f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def scripted_storage(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Storage]:
+    """A :class:`Storage` served at ``/obj`` (over TLS with ``ssl_context``)."""
     box = Storage()
     app = web.Application()
     app.router.add_get("/obj", box._serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    box.url = f"http://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
-    try:
+    async with serving(app, ssl_context) as origin:
+        box.url = f"{origin}/obj?X-Amz-Signature=s"
         yield box
-    finally:
-        await runner.cleanup()
+
+
+@pytest.fixture
+async def storage() -> AsyncIterator[Storage]:
+    """A scripted plain-http storage: set ``storage.handler``, GET ``storage.url``."""
+    async with scripted_storage() as box:
+        yield box

@@ -27,6 +27,8 @@ from fluidcloud_async._transfer._storage import (
     url_expiry,
 )
 
+from .conftest import serving
+
 
 def s3(status: int, code: str, message: str, **headers: str) -> web.Response:
     body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -53,15 +55,8 @@ async def server() -> AsyncIterator[tuple[str, Script]]:
     script = Script()
     app = web.Application()
     app.router.add_put("/{key:.*}", script.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}/bucket/key?X-Amz-Signature=secret%2Fpart", script
-    finally:
-        await runner.cleanup()
+    async with serving(app) as origin:
+        yield f"{origin}/bucket/key?X-Amz-Signature=secret%2Fpart", script
 
 
 class Sleeps(list[float]):

@@ -17,7 +17,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -42,8 +42,10 @@ from .conftest import (
     THRESHOLD,
     MiB,
     NoSleep,
+    Storage,
     random_bytes,
     record_storage_calls,
+    scripted_storage,
     serve_record,
     sha,
     write,
@@ -328,34 +330,11 @@ def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_download, "RANGE_PART", PART)
 
 
-class TlsStorage:
-    """A scripted https storage (one route) for faults the emulator does not make."""
-
-    def __init__(self) -> None:
-        self.handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
-        self.ranges: list[str] = []
-        self.url = ""
-
-    async def serve(self, request: web.Request) -> web.StreamResponse:
-        self.ranges.append(request.headers.get("Range", ""))
-        assert self.handler is not None
-        return await self.handler(request)
-
-
 @pytest.fixture
-async def tls_storage(tls: Tls) -> AsyncIterator[TlsStorage]:
-    box = TlsStorage()
-    app = web.Application()
-    app.router.add_get("/obj", box.serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context())
-    await site.start()
-    box.url = f"https://127.0.0.1:{runner.addresses[0][1]}/obj?X-Amz-Signature=s"
-    try:
+async def tls_storage(tls: Tls) -> AsyncIterator[Storage]:
+    """A scripted https storage (one route) for faults the emulator does not make."""
+    async with scripted_storage(tls.server_context()) as box:
         yield box
-    finally:
-        await runner.cleanup()
 
 
 def _range_of(request: web.Request, size: int) -> tuple[int, int]:
@@ -398,7 +377,7 @@ async def test_downloads_over_tls_are_byte_exact_through_threads(
 
 async def test_a_drop_mid_range_resumes_from_the_last_chunk_written(
     fc: AsyncFluidCloud,
-    tls_storage: TlsStorage,
+    tls_storage: Storage,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     gets: list[str],
@@ -458,7 +437,7 @@ async def test_an_expired_url_is_refreshed_over_tls(
 
 async def test_a_longer_body_over_tls_is_a_protocol_error_not_retried(
     fc: AsyncFluidCloud,
-    tls_storage: TlsStorage,
+    tls_storage: Storage,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     sleeps: NoSleep,
@@ -525,7 +504,7 @@ async def test_cancelling_a_tls_download_is_prompt_and_leaks_nothing(
 async def test_a_stalled_download_times_out_and_resumes(
     emu: Emulator,
     tls: Tls,
-    tls_storage: TlsStorage,
+    tls_storage: Storage,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     sleeps: NoSleep,
@@ -563,7 +542,7 @@ async def test_a_stalled_download_times_out_and_resumes(
 
 async def test_connection_close_answers_are_read_and_never_pooled(
     fc: AsyncFluidCloud,
-    tls_storage: TlsStorage,
+    tls_storage: Storage,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     gets: list[str],
