@@ -273,14 +273,11 @@ def fleet(g: dict[str, Any], cores: int | None) -> list[str]:
         lines.append(
             f"- **{name}** kept {row['cap_fraction']:.0%} of the cap with "
             f"{row.get('rate_limited', 0)} 429s. The files are an exact multiple of the "
-            "per-window budget, so one slot the limiter loses (a two-budget take across "
-            "processes that holds a `requests` slot and then loses the race for the last "
-            "`initiate` one wastes it) moves the last file one window later: the same run one "
-            f"window shorter would be {one_less:.0%}. Measured on 2026-12-01: the current "
-            "engine came out at 78 % in 4 of 9 runs and at 97 % otherwise (in the one slow run "
-            "with an instrumented store: exactly one wasted `requests` slot), the code before "
-            "the engine refactor at 97 % in 5 of 5: the race is the limiter's, the engine's "
-            "new timing exposes it."
+            "per-window budget, so one slot the limiter loses moves the last file one window "
+            "later: the same run one "
+            f"window shorter would be {one_less:.0%}. Until 2026-12-01 the limiter took the "
+            "two budgets one by one and came out at 78 % in 4 of 9 runs (one wasted slot in the "
+            "instrumented one); it now takes both in one Lua call (97 % in 5 of 5)."
         )
     return lines
 

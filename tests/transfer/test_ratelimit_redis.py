@@ -12,7 +12,7 @@ import redis.asyncio
 
 from fluidcloud_async import AsyncFluidCloud, RateLimit
 from fluidcloud_async._exceptions import ClientClosed
-from fluidcloud_async._ratelimit import RateLimiter, rate_limiter
+from fluidcloud_async._ratelimit import RateLimiter, RedisStore, rate_limiter
 
 URI = "redis://fake:6379/0"
 API_KEY = "fck_test_secret-key-0123456789"
@@ -143,3 +143,38 @@ def test_validation_and_repr() -> None:
     text = repr(RateLimit(storage="redis://:hunter2@redis.internal:6379/0"))
     assert "hunter2" not in text and "redis.internal" in text
     assert RateLimit(storage="async+redis://h:1/0").storage == "async+redis://h:1/0"
+
+
+async def test_a_lost_race_for_one_budget_takes_no_slot_in_the_other(
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process takes the last initiate slot between this one's check and its take:
+    the take fails as a whole, and the requests budget keeps its slot (it used to be held
+    and wasted, which cost a window in the fleet benchmark)."""
+    a, b = _limiter(), _limiter()
+    try:
+        await b.acquire("POST", "/api/v1/uploads/initiate")
+        await b.acquire("POST", "/api/v1/uploads/initiate")  # initiate: 2 of 2 taken
+        store = a._store
+        assert isinstance(store, RedisStore)
+        _redis, storage = store._connect()
+        real = storage.get_moving_window
+
+        async def checked_before_b(key: str, limit: int, expiry: int) -> tuple[float, int]:
+            # What A saw before B's last take landed; requests the fuller budget, so a
+            # budget-by-budget take would have taken a requests slot first.
+            return (0.0, 3) if key == "requests" else (0.0, 1)
+
+        monkeypatch.setattr(storage, "get_moving_window", checked_before_b)
+        wait = await store.take([("requests", 4, 4), ("initiate", 2, 2)])
+        monkeypatch.setattr(storage, "get_moving_window", real)
+        assert 0 < wait < 0.01  # look again shortly
+        _oldest, requests = await storage.get_moving_window("requests", 4, store.expiry)
+        assert requests == 2  # B's two, none held by A
+        await a.acquire("GET", "/api/v1/files")  # the two free requests slots are usable
+        await a.acquire("GET", "/api/v1/files")
+        _oldest, requests = await storage.get_moving_window("requests", 4, store.expiry)
+        assert requests == 4
+    finally:
+        await a.aclose()
+        await b.aclose()
